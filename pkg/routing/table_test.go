@@ -1,0 +1,50 @@
+package routing
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestPoolName(t *testing.T) {
+	for in, want := range map[string]string{
+		"gpt-4o":                  "tollgate_pool_gpt-4o",
+		"claude-3.5":              "tollgate_pool_claude-3.5",
+		"openai/gpt-4o mini:beta": "tollgate_pool_openai_gpt-4o_mini_beta",
+	} {
+		if got := PoolName(in); got != want {
+			t.Errorf("PoolName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTable_Resolve(t *testing.T) {
+	tab, err := NewTable(TableConfig{
+		Deployments: []*Deployment{{ID: "a", ModelGroup: "g1"}, {ID: "b", ModelGroup: "g1"}, {ID: "c", ModelGroup: "g2"}},
+		Aliases:     map[string]string{"alias": "g1"},
+		Fallbacks:   map[string][]string{"g1": {"g2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := tab.Resolve("alias")
+	if err != nil || g.Name != "g1" || len(g.Deployments) != 2 || g.Fallbacks[0] != "g2" {
+		t.Fatalf("Resolve(alias) = %+v, %v", g, err)
+	}
+	if _, err := tab.Resolve("nope"); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("Resolve(nope) err = %v", err)
+	}
+	if _, err := tab.Deployment("zz"); !errors.Is(err, ErrUnknownDeployment) {
+		t.Errorf("Deployment(zz) err = %v", err)
+	}
+	if names := strings.Join(tab.GroupNames(), ","); names != "g1,g2" {
+		t.Errorf("GroupNames = %s", names)
+	}
+}
+
+func TestDeployment_LogValueHidesKey(t *testing.T) {
+	d := &Deployment{ID: "a", APIKey: "sk-secret"}
+	if strings.Contains(d.LogValue().String(), "sk-secret") {
+		t.Error("api key in log value")
+	}
+}
