@@ -1,0 +1,298 @@
+// Package config reads Tollgate's YAML config file: LiteLLM's config.yaml
+// shape (model_list, router_settings, general_settings) plus Tollgate's own
+// sections (server, keys). Decoding is strict: unknown fields are errors.
+// Build reports every problem with its path and turns a valid file into
+// the immutable runtime values the ext_proc server uses.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is the config file as written.
+type File struct {
+	// Server holds listen addresses and limits. Zero values take defaults.
+	Server Server `yaml:"server"`
+	// ModelList are the deployments (LiteLLM's model_list).
+	ModelList []ModelEntry `yaml:"model_list"`
+	// RouterSettings as in LiteLLM (aliases, fallbacks).
+	RouterSettings RouterSettings `yaml:"router_settings"`
+	// LiteLLMSettings as in LiteLLM; fallbacks here merge with
+	// router_settings, which win.
+	LiteLLMSettings LiteLLMSettings `yaml:"litellm_settings"`
+	// GeneralSettings as in LiteLLM (master key).
+	GeneralSettings GeneralSettings `yaml:"general_settings"`
+	// Keys are static virtual keys; they work without any store.
+	Keys []KeyEntry `yaml:"keys"`
+}
+
+// Server configures the ext_proc process.
+type Server struct {
+	// GRPCAddress is host:port or unix:///path. Default 127.0.0.1:50051.
+	GRPCAddress string `yaml:"grpc_address"`
+	// AdminAddress is the admin HTTP host:port (health, metrics).
+	// Default 127.0.0.1:9080.
+	AdminAddress string `yaml:"admin_address"`
+	// MaxRequestBodyBytes must match Envoy's buffer limit; larger bodies
+	// get 413. Default 10 MiB.
+	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
+	// Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogBodies logs request and response bodies at debug level. Off by
+	// default: bodies hold user content.
+	LogBodies bool `yaml:"log_bodies"`
+}
+
+// ModelEntry is one deployment.
+type ModelEntry struct {
+	// ModelName is the public model group name.
+	ModelName     string        `yaml:"model_name"`
+	LiteLLMParams LiteLLMParams `yaml:"litellm_params"`
+	ModelInfo     ModelInfo     `yaml:"model_info"`
+}
+
+// LiteLLMParams are the provider parameters of a deployment.
+type LiteLLMParams struct {
+	// Model is "<provider>/<provider model>", e.g. "anthropic/claude-sonnet-4-5".
+	Model string `yaml:"model"`
+	// CustomLLMProvider overrides the provider prefix of Model.
+	CustomLLMProvider string `yaml:"custom_llm_provider"`
+	// APIBase is the provider base URL; empty takes the provider default.
+	APIBase string `yaml:"api_base"`
+	// APIKey is a secret reference (os.environ/NAME or file:PATH) or a literal.
+	APIKey string `yaml:"api_key"`
+	// MaxTokens is sent when the client gives none and the provider needs one.
+	MaxTokens int64 `yaml:"max_tokens"`
+	// RPM, TPM, Weight and Order are accepted for LiteLLM compatibility;
+	// Envoy's pool weights and priorities are derived from them.
+	RPM    int64   `yaml:"rpm"`
+	TPM    int64   `yaml:"tpm"`
+	Weight float64 `yaml:"weight"`
+	Order  int     `yaml:"order"`
+}
+
+// ModelInfo carries the deployment id.
+type ModelInfo struct {
+	// ID is the stable deployment id; derived from the entry when empty.
+	ID string `yaml:"id"`
+}
+
+// RouterSettings as in LiteLLM.
+type RouterSettings struct {
+	ModelGroupAlias map[string]string     `yaml:"model_group_alias"`
+	Fallbacks       []map[string][]string `yaml:"fallbacks"`
+}
+
+// LiteLLMSettings as in LiteLLM.
+type LiteLLMSettings struct {
+	Fallbacks  []map[string][]string `yaml:"fallbacks"`
+	DropParams bool                  `yaml:"drop_params"`
+}
+
+// GeneralSettings as in LiteLLM.
+type GeneralSettings struct {
+	// MasterKey may call every model; a secret reference or a literal.
+	MasterKey string `yaml:"master_key"`
+}
+
+// KeyEntry is a static virtual key.
+type KeyEntry struct {
+	// ID names the key in logs and spend records; derived when empty.
+	ID string `yaml:"id"`
+	// Key is a secret reference (os.environ/NAME or file:PATH) or a literal.
+	Key string `yaml:"key"`
+	// Models the key may call; empty means all.
+	Models []string `yaml:"models"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults applied by Load.
+const (
+	DefaultGRPCAddress         = "127.0.0.1:50051"
+	DefaultAdminAddress        = "127.0.0.1:9080"
+	DefaultMaxRequestBodyBytes = 10 << 20
+	DefaultShutdownTimeout     = 30 * time.Second
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// Default returns the embedded demo config: fake providers on localhost
+// and a demo key, so the gateway runs with no real provider keys.
+func Default() []byte { return bytes.Clone(defaultConfig) }
+
+// Parse decodes a config strictly and applies defaults. It does not
+// validate; Build does.
+func Parse(data []byte) (*File, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	f.applyDefaults()
+	return &f, nil
+}
+
+// Load reads, decodes, validates and builds a config file. An empty path
+// loads the embedded default.
+func Load(path string, env func(string) (string, bool)) (*Runtime, error) {
+	data := Default()
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := f.Build(env)
+	if err != nil {
+		return nil, fmt.Errorf("invalid config:\n%w", err)
+	}
+	return rt, nil
+}
+
+func (f *File) applyDefaults() {
+	s := &f.Server
+	if s.GRPCAddress == "" {
+		s.GRPCAddress = DefaultGRPCAddress
+	}
+	if s.AdminAddress == "" {
+		s.AdminAddress = DefaultAdminAddress
+	}
+	if s.MaxRequestBodyBytes == 0 {
+		s.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if s.LogLevel == "" {
+		s.LogLevel = "info"
+	}
+}
+
+// validate reports every field problem in the file, each with its path. env
+// looks up environment variables for os.environ/ references.
+func (f *File) validate(env func(string) (string, bool)) error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if f.Server.MaxRequestBodyBytes < 0 {
+		add("server.max_request_body_bytes", "must be positive")
+	}
+	if f.Server.ShutdownTimeout < 0 {
+		add("server.shutdown_timeout", "must not be negative")
+	}
+	switch f.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("server.log_level", "%q is not one of debug, info, warn, error", f.Server.LogLevel)
+	}
+	if len(f.ModelList) == 0 {
+		add("model_list", "at least one deployment is required")
+	}
+	for i, m := range f.ModelList {
+		p := fmt.Sprintf("model_list[%d]", i)
+		if m.ModelName == "" {
+			add(p+".model_name", "required")
+		}
+		if _, _, err := m.provider(); err != nil {
+			add(p+".litellm_params.model", "%v", err)
+		}
+		if m.LiteLLMParams.APIBase != "" {
+			if _, err := parseBase(m.LiteLLMParams.APIBase); err != nil {
+				add(p+".litellm_params.api_base", "%v", err)
+			}
+		}
+		if _, err := resolveSecret(m.LiteLLMParams.APIKey, env); err != nil {
+			add(p+".litellm_params.api_key", "%v", err)
+		}
+		if m.LiteLLMParams.MaxTokens < 0 {
+			add(p+".litellm_params.max_tokens", "must not be negative")
+		}
+	}
+	if _, err := resolveSecret(f.GeneralSettings.MasterKey, env); err != nil {
+		add("general_settings.master_key", "%v", err)
+	}
+	if len(f.Keys) == 0 && f.GeneralSettings.MasterKey == "" {
+		add("keys", "at least one key (or general_settings.master_key) is required: every request must authenticate")
+	}
+	for i, k := range f.Keys {
+		p := fmt.Sprintf("keys[%d]", i)
+		if k.Key == "" {
+			add(p+".key", "required")
+		} else if s, err := resolveSecret(k.Key, env); err != nil {
+			add(p+".key", "%v", err)
+		} else if s == "" {
+			add(p+".key", "resolves to an empty secret")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolveSecret reads a secret reference: "os.environ/NAME" from the
+// environment, "file:PATH" from a file (trailing newline dropped), anything
+// else is the literal value.
+func resolveSecret(ref string, env func(string) (string, bool)) (string, error) {
+	switch {
+	case strings.HasPrefix(ref, "os.environ/"):
+		name := strings.TrimPrefix(ref, "os.environ/")
+		v, ok := env(name)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		return v, nil
+	case strings.HasPrefix(ref, "file:"):
+		b, err := os.ReadFile(strings.TrimPrefix(ref, "file:"))
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return ref, nil
+}
+
+func parseBase(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q must start with http:// or https://", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q must not carry a query or fragment", raw)
+	}
+	return u, nil
+}

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoad_EmbeddedDefault(t *testing.T) {
+	rt, err := Load("", envOf(nil))
+	if err != nil {
+		t.Fatalf("Load(default): %v", err)
+	}
+	if rt.Server.GRPCAddress != DefaultGRPCAddress || rt.Server.MaxRequestBodyBytes != DefaultMaxRequestBodyBytes ||
+		time.Duration(rt.Server.ShutdownTimeout) != DefaultShutdownTimeout {
+		t.Errorf("defaults not applied: %+v", rt.Server)
+	}
+	g, err := rt.Routes.Resolve("gpt-4o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Pool != "tollgate_pool_gpt-4o" || len(g.Fallbacks) != 1 || g.Fallbacks[0] != "claude-sonnet" {
+		t.Errorf("group gpt-4o = %+v", g)
+	}
+	d, err := rt.Routes.Deployment("anthropic-claude-sonnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Provider != transform.ProviderAnthropic || d.Model != "claude-sonnet-4-5" || d.BasePath != "" {
+		t.Errorf("anthropic deployment = %+v", d)
+	}
+	if d, _ := rt.Routes.Deployment("openai-gpt-4o"); d.BasePath != "/v1" {
+		t.Errorf("openai base path = %q, want /v1", d.BasePath)
+	}
+	k, err := rt.Keys.Authenticate("sk-tollgate-demo")
+	if err != nil || k.ID != "demo" {
+		t.Fatalf("demo key: %v %v", k, err)
+	}
+}
+
+func TestLoad_ExampleConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*/tollgate*.yaml")
+	env := envOf(map[string]string{"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "TOLLGATE_MASTER_KEY": "sk-m"})
+	for _, f := range files {
+		t.Run(filepath.Base(filepath.Dir(f)), func(t *testing.T) {
+			if _, err := Load(f, env); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestBuild_Secrets(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(secretFile, []byte("sk-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := `
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/OPENAI_KEY}
+keys:
+  - key: file:` + secretFile + `
+general_settings:
+  master_key: os.environ/MASTER
+`
+	f, err := Parse([]byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.Build(envOf(map[string]string{"OPENAI_KEY": "sk-openai", "MASTER": "sk-master"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rt.Routes.Groups()[0].Deployments[0]
+	if d.APIKey != "sk-openai" || d.BaseURL != "https://api.openai.com/v1" {
+		t.Errorf("deployment = %+v", d)
+	}
+	if _, err := rt.Keys.Authenticate("sk-from-file"); err != nil {
+		t.Errorf("file key: %v", err)
+	}
+	if k, err := rt.Keys.Authenticate("sk-master"); err != nil || !k.Allows("anything") {
+		t.Errorf("master key: %v %v", k, err)
+	}
+}
+
+func TestParse_Rejects(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown top-level field", "modle_list: []", "field modle_list not found"},
+		{"unknown nested field", "model_list: [{model_name: a, litellm_params: {modle: x}}]", "field modle not found"},
+		{"bad duration", "server: {shutdown_timeout: soon}", "not a duration"},
+		{"wrong type", "model_list: {a: b}", "cannot unmarshal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuild_Rejects(t *testing.T) {
+	const okModel = "model_list: [{model_name: m, litellm_params: {model: openai/gpt-4o}}]\n"
+	const okKey = "keys: [{key: sk-1}]\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no deployments", okKey, "model_list: at least one deployment"},
+		{"no keys", okModel, "keys: at least one key"},
+		{"missing model name", "model_list: [{litellm_params: {model: openai/x}}]\n" + okKey, "model_list[0].model_name: required"},
+		{"missing provider prefix", "model_list: [{model_name: m, litellm_params: {model: gpt-4o}}]\n" + okKey, "model_list[0].litellm_params.model: \"gpt-4o\" has no provider prefix"},
+		{"unsupported provider", "model_list: [{model_name: m, litellm_params: {model: acme/x}}]\n" + okKey, "provider \"acme\" is not supported"},
+		{"bad api_base", "model_list: [{model_name: m, litellm_params: {model: openai/x, api_base: 'ftp://x'}}]\n" + okKey, "model_list[0].litellm_params.api_base"},
+		{"unset env secret", "model_list: [{model_name: m, litellm_params: {model: openai/x, api_key: os.environ/NOPE}}]\n" + okKey, "model_list[0].litellm_params.api_key: environment variable NOPE is not set"},
+		{"missing secret file", "model_list: [{model_name: m, litellm_params: {model: openai/x, api_key: 'file:/nonexistent/k'}}]\n" + okKey, "read secret file"},
+		{"bad log level", okModel + okKey + "server: {log_level: loud}", "server.log_level"},
+		{"negative body limit", okModel + okKey + "server: {max_request_body_bytes: -1}", "server.max_request_body_bytes"},
+		{"empty key", okModel + "keys: [{id: a}]", "keys[0].key: required"},
+		{"duplicate key secret", okModel + "keys: [{key: sk-1}, {key: sk-1}]", "secret is used twice"},
+		{"key names unknown model", okModel + "keys: [{key: sk-1, models: [nope]}]", "keys[0].models: unknown model \"nope\""},
+		{"duplicate deployment id", "model_list: [{model_name: m, litellm_params: {model: openai/x}, model_info: {id: d}}, {model_name: n, litellm_params: {model: openai/y}, model_info: {id: d}}]\n" + okKey, "deployment id \"d\" is used twice"},
+		{"fallback to unknown group", okModel + okKey + "router_settings: {fallbacks: [{m: [nope]}]}", "fallback \"nope\" of model group \"m\""},
+		{"alias to unknown group", okModel + okKey + "router_settings: {model_group_alias: {a: nope}}", "alias \"a\" names unknown model group"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.Build(envOf(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Build error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuild_ReportsEveryProblem(t *testing.T) {
+	f, err := Parse([]byte("model_list: [{litellm_params: {model: x}}, {model_name: b}]\nserver: {log_level: loud}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Build(envOf(nil))
+	for _, want := range []string{"model_list[0].model_name", "model_list[0].litellm_params.model", "model_list[1].litellm_params.model", "server.log_level", "keys:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestDeploymentID_StableWhenDerived(t *testing.T) {
+	m := ModelEntry{ModelName: "g", LiteLLMParams: LiteLLMParams{Model: "openai/x", APIKey: "os.environ/K"}}
+	if a, b := m.deploymentID(), m.deploymentID(); a != b || len(a) != 16 {
+		t.Fatalf("ids %q %q", a, b)
+	}
+	n := m
+	n.LiteLLMParams.APIBase = "https://other"
+	if m.deploymentID() == n.deploymentID() {
+		t.Fatal("different entries share an id")
+	}
+}
