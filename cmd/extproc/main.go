@@ -1,0 +1,172 @@
+// Command extproc is Tollgate's Envoy ext_proc server: it serves both of
+// Tollgate's Envoy filters over gRPC, plus an admin HTTP port with health
+// endpoints.
+//
+//	extproc [-config tollgate.yaml]
+//
+// With no -config it runs on the embedded demo config (fake providers on
+// localhost, demo key sk-tollgate-demo). SIGHUP reloads the config, keeping
+// the last good one when the new one is invalid; SIGTERM stops accepting
+// streams and lets in-flight ones finish up to server.shutdown_timeout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/internal/extproc"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Stderr, reload, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "extproc:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done. ready, when not nil, receives the bound
+// gRPC and admin addresses once both listen (tests bind port 0).
+func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.Signal, ready chan<- [2]string) error {
+	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
+	fs.SetOutput(logOut)
+	configPath := fs.String("config", "", "config file (default: the embedded demo config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rt, err := config.Load(*configPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	var level slog.LevelVar
+	if err := level.UnmarshalText([]byte(rt.Server.LogLevel)); err != nil {
+		return fmt.Errorf("server.log_level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: &level}))
+	if *configPath == "" {
+		log.Warn("running on the embedded demo config: fake providers on localhost and the demo key sk-tollgate-demo")
+	}
+
+	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies})
+	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
+	// up to its buffer limit in one message.
+	msgLimit := int(rt.Server.MaxRequestBodyBytes) + 1<<20
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(msgLimit),
+		grpc.MaxSendMsgSize(msgLimit),
+		// Envoy keeps one HTTP/2 connection and pings it; don't punish that.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+
+	grpcLn, err := listen(rt.Server.GRPCAddress)
+	if err != nil {
+		return fmt.Errorf("server.grpc_address: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", rt.Server.AdminAddress)
+	if err != nil {
+		grpcLn.Close()
+		return fmt.Errorf("server.admin_address: %w", err)
+	}
+	var draining atomic.Bool
+	admin := &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(grpcLn) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+	log.Info("serving", slog.String("grpc_address", grpcLn.Addr().String()), slog.String("admin_address", adminLn.Addr().String()))
+	if ready != nil {
+		ready <- [2]string{grpcLn.Addr().String(), adminLn.Addr().String()}
+	}
+
+	for {
+		select {
+		case <-reload:
+			next, err := config.Load(*configPath, os.LookupEnv)
+			if err != nil {
+				log.Error("config reload rejected; keeping the running config", slog.Any("error", err))
+				continue
+			}
+			srv.SwapRuntime(next)
+			log.Info("config reloaded")
+		case err := <-errc:
+			gs.Stop()
+			admin.Close()
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			draining.Store(true)
+			hs.Shutdown()
+			return shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
+		}
+	}
+}
+
+// shutdown stops accepting streams and waits for in-flight ones up to the
+// deadline, then cuts the rest.
+func shutdown(log *slog.Logger, gs *grpc.Server, admin *http.Server, timeout time.Duration) error {
+	log.Info("draining", slog.Duration("timeout", timeout))
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		log.Warn("shutdown deadline reached; closing streams still in flight")
+		gs.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return admin.Shutdown(ctx)
+}
+
+// listen takes host:port or unix:///path.
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		// A socket file left by a killed process would block the bind.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func adminMux(draining *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}

@@ -1,0 +1,158 @@
+package extproc
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
+)
+
+const testConfig = `
+server: {max_request_body_bytes: 4096}
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o-2024-08-06, api_base: "http://openai.test/v1", api_key: sk-openai}
+    model_info: {id: openai-1}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5, api_base: "http://anthropic.test", api_key: sk-ant}
+    model_info: {id: anthropic-1}
+router_settings:
+  model_group_alias: {gpt4: gpt-4o}
+  fallbacks: [{gpt-4o: [claude]}]
+keys:
+  - {id: all, key: sk-all}
+  - {id: claude-only, key: sk-claude, models: [claude]}
+`
+
+func testRuntime(t testing.TB) *config.Runtime {
+	t.Helper()
+	f, err := config.Parse([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.Build(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// startServer serves a Server on a real loopback gRPC connection, as Envoy
+// would reach it.
+func startServer(t testing.TB) extprocv3.ExternalProcessorClient {
+	t.Helper()
+	srv := New(testRuntime(t), Options{
+		Now:          func() time.Time { return time.Unix(1700000000, 0) },
+		NewRequestID: func() string { return "generated-id" },
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return extprocv3.NewExternalProcessorClient(conn)
+}
+
+// exchange plays one filter's stream: it sends each message and waits for
+// its reply, as Envoy does outside STREAMED bodies. It stops early after an
+// immediate response, as Envoy does.
+func exchange(t *testing.T, c extprocv3.ExternalProcessorClient, msgs ...*extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	t.Helper()
+	stream, err := c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*extprocv3.ProcessingResponse
+	for _, m := range msgs {
+		if err := stream.Send(m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("recv: %v", err)
+		}
+		out = append(out, resp)
+		if resp.GetImmediateResponse() != nil {
+			break
+		}
+	}
+	stream.CloseSend()
+	return out
+}
+
+func headerMap(kv ...string) *corev3.HeaderMap {
+	hm := &corev3.HeaderMap{}
+	for i := 0; i < len(kv); i += 2 {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return hm
+}
+
+func reqHeaders(eos bool, kv ...string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: headerMap(kv...), EndOfStream: eos}}}
+}
+
+func reqBody(body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}
+}
+
+func respHeaders(md map[string]any, kv ...string) *extprocv3.ProcessingRequest {
+	r := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HttpHeaders{Headers: headerMap(kv...)}}}
+	if md != nil {
+		s, err := structpb.NewStruct(md)
+		if err != nil {
+			panic(err)
+		}
+		r.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: s}}
+	}
+	return r
+}
+
+func respBody(body string, eos bool) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{
+		ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: eos}}}
+}
+
+// upstreamHeaders is the first message of an upstream-filter stream: it
+// carries the deployment attribute Envoy evaluated on the chosen endpoint
+// and the forwarded tollgate namespace.
+func upstreamHeaders(deployment string, kv ...string) *extprocv3.ProcessingRequest {
+	r := reqHeaders(false, kv...)
+	r.Attributes = map[string]*structpb.Struct{attributesKey: {Fields: map[string]*structpb.Value{
+		deploymentAttribute: structpb.NewStringValue(deployment),
+	}}}
+	md, _ := structpb.NewStruct(map[string]any{mdAPI: "chat_completions", mdRequestID: "req-1"})
+	r.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: md}}
+	return r
+}
+
+// headers flattens a mutation for assertions: set headers by key, and the
+// removed names.
+func headers(m *extprocv3.HeaderMutation) (set map[string]string, removed map[string]bool) {
+	set, removed = map[string]string{}, map[string]bool{}
+	for _, h := range m.GetSetHeaders() {
+		set[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	for _, r := range m.GetRemoveHeaders() {
+		removed[r] = true
+	}
+	return set, removed
+}

@@ -1,0 +1,451 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/policy"
+	"github.com/tollgate-gw/tollgate/pkg/routing"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+// headerErrorSource marks a local reply of Tollgate's upstream filter, whose
+// body is already an OpenAI error, so the router-level filter passes it on.
+const headerErrorSource = "x-tollgate-error-source"
+
+// routerStream is the router-level filter's view of one request: gateway
+// concerns on the way in (auth, model resolution, pool choice) and response
+// translation and metering on the way out.
+type routerStream struct {
+	srv   *Server
+	rt    *config.Runtime
+	start time.Time
+
+	requestID    string
+	key          *policy.Key
+	api          transform.API
+	group        *routing.Group
+	stream       bool
+	includeUsage bool
+	body         []byte // request body chunks when Envoy sends more than one
+
+	status     int
+	deployment *routing.Deployment
+	attempts   int64
+	passOn     bool // response is Tollgate's own error: forward untouched
+	translator transform.ResponseTranslator
+	streamed   bool
+	respBody   []byte // buffered response chunks before end of stream
+	usage      transform.Usage
+	respModel  string
+	complete   bool
+	errorType  transform.ErrorType
+}
+
+func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	var resp *extprocv3.ProcessingResponse
+	var err error
+	switch m := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		resp, err = r.requestHeaders(m.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		resp, err = r.requestBody(m.RequestBody)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		resp = r.responseHeaders(req, m.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		resp = r.responseBody(ctx, m.ResponseBody)
+	default:
+		return replyInKind(req)
+	}
+	if err != nil {
+		return r.reject(ctx, err)
+	}
+	return resp
+}
+
+// reject answers the request with an OpenAI error instead of forwarding it.
+func (r *routerStream) reject(ctx context.Context, err error) *extprocv3.ProcessingResponse {
+	e, known := classify(err)
+	r.status, r.errorType, r.complete = e.Status, e.Type, true
+	if !known {
+		r.srv.log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("request_id", r.requestID), slog.Any("error", err))
+	}
+	return immediate(e)
+}
+
+func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	hm := h.GetHeaders()
+	r.requestID = headerValue(hm, headerEnvoyReqID)
+	if r.requestID == "" {
+		r.requestID = r.srv.opts.NewRequestID()
+	}
+	path, _, _ := strings.Cut(headerValue(hm, ":path"), "?")
+	method := headerValue(hm, ":method")
+	var models bool
+	switch path {
+	case "/v1/chat/completions", "/chat/completions":
+		if method != http.MethodPost {
+			return nil, errMethod(method, path, http.MethodPost)
+		}
+		r.api = transform.APIChatCompletions
+	case "/v1/models", "/models":
+		if method != http.MethodGet {
+			return nil, errMethod(method, path, http.MethodGet)
+		}
+		models = true
+	default:
+		return nil, errUnknownPath(path)
+	}
+	key, err := r.rt.Keys.Authenticate(clientKey(hm))
+	if err != nil {
+		return nil, err
+	}
+	r.key = key
+	if models {
+		r.status, r.complete = http.StatusOK, true
+		return immediateJSON(http.StatusOK, modelList(r.rt.Routes, key)), nil
+	}
+	if h.GetEndOfStream() {
+		return nil, badRequest("", "missing_body", "the request has no body; send a JSON chat completion request")
+	}
+	// Credentials and gateway headers from the client are dropped before
+	// anything else can read them.
+	var m mutation
+	m.remove(clientCredentialHeaders...)
+	for _, hv := range hm.GetHeaders() {
+		if strings.HasPrefix(hv.GetKey(), headerPrefix) && hv.GetKey() != headerRequestID {
+			m.remove(hv.GetKey())
+		}
+	}
+	m.set(headerRequestID, r.requestID)
+	return requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm}), nil
+}
+
+// clientKey finds the API key the way OpenAI, Anthropic and Azure clients
+// send it.
+func clientKey(hm *corev3.HeaderMap) string {
+	if auth := headerValue(hm, "authorization"); auth != "" {
+		if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+			return strings.TrimSpace(auth[7:])
+		}
+		return ""
+	}
+	if k := headerValue(hm, "x-api-key"); k != "" {
+		return k
+	}
+	return headerValue(hm, "api-key")
+}
+
+func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	body := b.GetBody()
+	if !b.GetEndOfStream() || r.body != nil {
+		// Envoy sends one message in BUFFERED mode; collect anything else
+		// until the end so a misconfigured mode still works.
+		r.body = append(r.body, body...)
+		if !b.GetEndOfStream() {
+			return requestBodyReply(nil), nil
+		}
+		body = r.body
+	}
+	if limit := r.rt.Server.MaxRequestBodyBytes; int64(len(body)) > limit {
+		return nil, errBodyTooLarge(int64(len(body)), limit)
+	}
+	if !gjson.ValidBytes(body) || !isJSONObject(body) {
+		return nil, badRequest("", "invalid_json", "the request body is not a valid JSON object")
+	}
+	model := gjson.GetBytes(body, "model")
+	switch {
+	case !model.Exists():
+		return nil, badRequest("model", "missing_model", "you must provide a model parameter")
+	case model.Type != gjson.String:
+		return nil, badRequest("model", "invalid_model", "model must be a string")
+	}
+	if msgs := gjson.GetBytes(body, "messages"); !msgs.IsArray() {
+		return nil, badRequest("messages", "invalid_messages", "messages must be an array of message objects")
+	}
+	switch s := gjson.GetBytes(body, "stream"); {
+	case !s.Exists(), s.Type == gjson.Null:
+	case s.IsBool():
+		r.stream = s.Bool()
+	default:
+		return nil, badRequest("stream", "invalid_stream", "stream must be a boolean")
+	}
+	r.includeUsage = r.stream && gjson.GetBytes(body, "stream_options.include_usage").Bool()
+
+	group, err := r.rt.Routes.Resolve(model.Str)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.key.CheckModel(group.Name); err != nil {
+		return nil, err
+	}
+	r.group = group
+	var m mutation
+	m.set(headerPool, group.Pool)
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
+			// The route was chosen before the pool header existed; clearing
+			// the cache (together with a header mutation, or Envoy ignores
+			// it) makes Envoy route on x-tollgate-pool.
+			Response: &extprocv3.CommonResponse{HeaderMutation: m.hm, ClearRouteCache: true},
+		}},
+		DynamicMetadata: dynamicMetadata(map[string]*structpb.Value{
+			mdRequestID:  structpb.NewStringValue(r.requestID),
+			mdKeyID:      structpb.NewStringValue(r.key.ID),
+			mdModelGroup: structpb.NewStringValue(group.Name),
+			mdAPI:        structpb.NewStringValue(string(r.api)),
+			mdStream:     structpb.NewBoolValue(r.stream),
+		}),
+	}, nil
+}
+
+func isJSONObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	hm := h.GetHeaders()
+	r.status = statusOf(hm)
+	var m mutation
+	m.set(headerRequestID, r.requestID)
+	if r.group != nil {
+		m.set(headerModelGroup, r.group.Name)
+	}
+	if headerValue(hm, headerErrorSource) != "" {
+		r.passOn = true
+		m.remove(headerErrorSource)
+	}
+	md := metadataFields(req)
+	if id := md[mdDeployment].GetStringValue(); id != "" && !r.passOn {
+		d, err := r.rt.Routes.Deployment(id)
+		if err != nil {
+			// Envoy's pool and this replica's config disagree (a config
+			// push in flight); the body is passed on untranslated.
+			r.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "response from unknown deployment",
+				slog.String("request_id", r.requestID), slog.String("deployment", id))
+		} else {
+			r.deployment = d
+			r.attempts = int64(md[mdAttempt].GetNumberValue())
+			m.set(headerDeployment, d.ID)
+			if r.attempts > 0 {
+				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
+			}
+			r.translator, err = transform.NewResponseTranslator(r.api, d.Provider, transform.ResponseOptions{
+				Stream: r.stream, IncludeUsage: r.includeUsage, Created: r.start.Unix(),
+			})
+			if err != nil {
+				r.srv.log.LogAttrs(context.Background(), slog.LevelError, "no response translator",
+					slog.String("request_id", r.requestID), slog.Any("error", err))
+			}
+		}
+	}
+	resp := responseHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm})
+	if h.GetEndOfStream() {
+		r.complete = true
+		return resp
+	}
+	if r.translator != nil && isSuccess(r.status) && strings.Contains(headerValue(hm, headerContentType), "text/event-stream") {
+		// Events must reach the client as they come: switch this response
+		// to STREAMED. Envoy strips content-length itself.
+		r.streamed = true
+		m.set(headerContentType, "text/event-stream")
+		resp.ModeOverride = streamedResponseMode
+	}
+	return resp
+}
+
+func isSuccess(status int) bool { return status >= 200 && status < 300 }
+
+func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if r.streamed {
+		return r.streamChunk(ctx, b)
+	}
+	body := b.GetBody()
+	if !b.GetEndOfStream() || r.respBody != nil {
+		r.respBody = append(r.respBody, body...)
+		if !b.GetEndOfStream() {
+			return responseBodyReply(nil)
+		}
+		body = r.respBody
+	}
+	r.complete = true
+	out, status := r.translateBuffered(ctx, body)
+	var m mutation
+	var c extprocv3.CommonResponse
+	if out != nil {
+		// Headers are still held in BUFFERED mode, so the length and type
+		// can be fixed in this reply; a stale content-length fails with 500.
+		m.set(headerContentLen, strconv.Itoa(len(out)))
+		m.set(headerContentType, "application/json")
+		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+	}
+	if status != r.status {
+		m.set(":status", strconv.Itoa(status))
+		r.status = status
+	}
+	c.HeaderMutation = m.hm
+	resp := responseBodyReply(&c)
+	resp.DynamicMetadata = r.usageMetadata()
+	return resp
+}
+
+// translateBuffered returns the body to send instead of the provider's (nil
+// to keep it) and the status to answer with.
+func (r *routerStream) translateBuffered(ctx context.Context, body []byte) ([]byte, int) {
+	switch {
+	case r.passOn:
+		return nil, r.status
+	case r.translator == nil:
+		// Not a provider's answer: an Envoy local reply (no healthy
+		// upstream, timeout, route not found). Errors get OpenAI's shape.
+		if r.status < 400 || isOpenAIError(body) {
+			return nil, r.status
+		}
+		e := localReplyError(r.status, body)
+		r.errorType = e.Type
+		return encodeError(e), e.Status
+	case !isSuccess(r.status):
+		pe := r.translator.ErrorBody(r.status, body)
+		r.errorType = pe.Type
+		return encodeError(apiError{pe.Status, pe.Type, pe.Code, pe.Param, pe.Message}), pe.Status
+	}
+	res, err := r.translator.ResponseBody(body)
+	if err != nil {
+		r.srv.log.LogAttrs(ctx, slog.LevelWarn, "untranslatable provider response",
+			slog.String("request_id", r.requestID), slog.String("deployment", r.deployment.ID), slog.Any("error", err))
+		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "",
+			"the provider's response could not be read"}
+		r.errorType = e.Type
+		return encodeError(e), e.Status
+	}
+	r.usage, r.respModel = res.Usage, res.Model
+	return res.Body, r.status
+}
+
+func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	chunk := b.GetBody()
+	res, err := r.translator.StreamChunk(chunk, b.GetEndOfStream())
+	if err != nil {
+		// Headers are gone: the only way to tell the client is an error
+		// event in the stream.
+		r.srv.log.LogAttrs(ctx, slog.LevelWarn, "untranslatable stream chunk",
+			slog.String("request_id", r.requestID), slog.String("deployment", r.deployment.ID), slog.Any("error", err))
+		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "", "the provider's stream could not be read"}
+		r.errorType = e.Type
+		res.Body = append(append([]byte("data: "), encodeError(e)...), "\n\n"...)
+	}
+	r.usage = res.Usage
+	if res.Model != "" {
+		r.respModel = res.Model
+	}
+	var c extprocv3.CommonResponse
+	if !sameBytes(res.Body, chunk) {
+		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
+	}
+	resp := responseBodyReply(&c)
+	if b.GetEndOfStream() {
+		r.complete = true
+		resp.DynamicMetadata = r.usageMetadata()
+	}
+	return resp
+}
+
+// sameBytes reports whether out is chunk itself, as pass-through
+// translators return it, so no body mutation (and no copy) is needed.
+func sameBytes(out, chunk []byte) bool {
+	if len(out) != len(chunk) {
+		return false
+	}
+	return len(out) == 0 || &out[0] == &chunk[0]
+}
+
+// usageMetadata exposes the request's outcome to Envoy access logs.
+func (r *routerStream) usageMetadata() *structpb.Struct {
+	f := map[string]*structpb.Value{
+		"input_tokens":  structpb.NewNumberValue(float64(r.usage.InputTokens)),
+		"output_tokens": structpb.NewNumberValue(float64(r.usage.OutputTokens)),
+		"total_tokens":  structpb.NewNumberValue(float64(r.usage.TotalTokens())),
+	}
+	if r.usage.CachedInputTokens > 0 {
+		f["cached_input_tokens"] = structpb.NewNumberValue(float64(r.usage.CachedInputTokens))
+	}
+	if r.usage.ReasoningTokens > 0 {
+		f["reasoning_tokens"] = structpb.NewNumberValue(float64(r.usage.ReasoningTokens))
+	}
+	if r.respModel != "" {
+		f["response_model"] = structpb.NewStringValue(r.respModel)
+	}
+	return dynamicMetadata(f)
+}
+
+func (r *routerStream) finish(ctx context.Context) {
+	if r.requestID == "" {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", r.requestID),
+		slog.Int("status", r.status),
+		slog.Duration("duration", r.srv.opts.Now().Sub(r.start)),
+		slog.Bool("stream", r.stream),
+		slog.Int64("input_tokens", r.usage.InputTokens),
+		slog.Int64("output_tokens", r.usage.OutputTokens),
+	}
+	if r.key != nil {
+		attrs = append(attrs, slog.String("key_id", r.key.ID))
+	}
+	if r.group != nil {
+		attrs = append(attrs, slog.String("model_group", r.group.Name))
+	}
+	if r.deployment != nil {
+		attrs = append(attrs, slog.String("deployment", r.deployment.ID), slog.String("provider", string(r.deployment.Provider)))
+	}
+	if r.errorType != "" {
+		attrs = append(attrs, slog.String("error_type", string(r.errorType)))
+	}
+	if !r.complete {
+		// The client went away, or Envoy gave up, before the response
+		// ended; usage counts what was delivered.
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	r.srv.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// isOpenAIError reports whether body is already {"error":{...}}.
+func isOpenAIError(body []byte) bool {
+	return gjson.GetBytes(body, "error").IsObject()
+}
+
+// modelList answers /v1/models with the groups the key may call, in
+// OpenAI's list shape.
+func modelList(t *routing.Table, key *policy.Key) []byte {
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: []model{}}
+	for _, g := range t.GroupNames() {
+		if key.Allows(g) {
+			list.Data = append(list.Data, model{ID: g, Object: "model", OwnedBy: "tollgate"})
+		}
+	}
+	out, _ := json.Marshal(list)
+	return out
+}

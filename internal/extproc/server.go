@@ -1,0 +1,124 @@
+// Package extproc is the ext_proc stream state machine. It serves both of
+// Tollgate's Envoy filters on one gRPC service: each stream is told apart by
+// its first message, owned by one goroutine, and turned into calls on
+// pkg/routing, pkg/policy and pkg/transform, whose results become Envoy
+// mutations. It holds no business rules of its own.
+package extproc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
+)
+
+// Server implements envoy.service.ext_proc.v3.ExternalProcessor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	runtime atomic.Pointer[config.Runtime]
+	log     *slog.Logger
+	opts    Options
+}
+
+// Options are the Server's injected dependencies. Zero values take defaults.
+type Options struct {
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// NewRequestID makes an id for requests Envoy sent without
+	// x-request-id; nil means 16 random hex bytes.
+	NewRequestID func() string
+	// LogBodies logs bodies at debug level. Off by default: bodies hold
+	// user content.
+	LogBodies bool
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// New returns a Server serving rt.
+func New(rt *config.Runtime, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewRequestID == nil {
+		o.NewRequestID = randomID
+	}
+	s := &Server{log: o.Logger, opts: o}
+	s.runtime.Store(rt)
+	return s
+}
+
+// SwapRuntime installs a new config for streams that start from now on;
+// streams in flight finish on the config they started with.
+func (s *Server) SwapRuntime(rt *config.Runtime) { s.runtime.Store(rt) }
+
+// handler processes the messages of one stream, one at a time, and returns
+// the reply to each. finish is called once when the stream ends, however it
+// ends; the handler knows from its own state whether the exchange completed.
+type handler interface {
+	handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse
+	finish(ctx context.Context)
+}
+
+// Process serves one ext_proc stream: one HTTP request as one filter sees it.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	ctx := stream.Context()
+	req, err := stream.Recv()
+	if err != nil {
+		return endOfStream(err)
+	}
+	rt := s.runtime.Load()
+	var h handler
+	if id, ok := deploymentOf(req); ok {
+		h = &upstreamStream{srv: s, rt: rt, deploymentID: id}
+	} else {
+		h = &routerStream{srv: s, rt: rt, start: s.opts.Now()}
+	}
+	for {
+		resp := h.handle(ctx, req)
+		if resp == nil {
+			// A message kind Envoy never sends (e.g. a window update): no
+			// reply is due.
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ignoring unexpected ext_proc message")
+		} else if err := stream.Send(resp); err != nil {
+			h.finish(ctx)
+			return endOfStream(err)
+		}
+		// Envoy closes or resets the stream once it needs nothing more, so
+		// an end here is normal.
+		if req, err = stream.Recv(); err != nil {
+			h.finish(ctx)
+			return endOfStream(err)
+		}
+	}
+}
+
+// endOfStream treats Envoy's normal ways of ending a stream (EOF, cancel)
+// as success and passes real errors up.
+func endOfStream(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return err
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,122 @@
+package extproc
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/routing"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+// upstreamRemovedHeaders never reach a provider: gateway-internal headers,
+// and accept-encoding so providers answer uncompressed bytes the
+// translators can read.
+var upstreamRemovedHeaders = []string{headerPool, headerRequestID, "accept-encoding"}
+
+// upstreamStream is the upstream filter's view of one attempt: Envoy has
+// picked the deployment; the request is translated for it.
+type upstreamStream struct {
+	srv          *Server
+	rt           *config.Runtime
+	deploymentID string
+
+	deployment *routing.Deployment
+	attempt    int64
+	translator transform.RequestTranslator
+	body       []byte
+}
+
+func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	switch m := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return u.requestHeaders(ctx, req, m.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return u.requestBody(ctx, m.RequestBody)
+	}
+	return replyInKind(req)
+}
+
+// reject ends the attempt with a local reply. Envoy never retries those, so
+// only errors that no other deployment would fix belong here.
+func (u *upstreamStream) reject(ctx context.Context, err error) *extprocv3.ProcessingResponse {
+	e, known := classify(err)
+	if !known {
+		u.srv.log.LogAttrs(ctx, slog.LevelError, "attempt failed",
+			slog.String("deployment", u.deploymentID), slog.Any("error", err))
+	}
+	resp := immediate(e)
+	imm := resp.GetImmediateResponse()
+	imm.Headers.SetHeaders = append(imm.Headers.SetHeaders, setHeader(headerErrorSource, "gateway"))
+	return resp
+}
+
+func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	d, err := u.rt.Routes.Deployment(u.deploymentID)
+	if err != nil {
+		return u.reject(ctx, err)
+	}
+	u.deployment = d
+	u.attempt = 1
+	if n, err := strconv.ParseInt(headerValue(h.GetHeaders(), headerAttemptCnt), 10, 64); err == nil && n > 0 {
+		u.attempt = n
+	}
+	api := transform.API(metadataFields(req)[mdAPI].GetStringValue())
+	if api == "" {
+		api = transform.APIChatCompletions
+	}
+	if u.translator, err = transform.NewRequestTranslator(api, d.Provider, d.Target()); err != nil {
+		return u.reject(ctx, err)
+	}
+	if h.GetEndOfStream() {
+		return u.reject(ctx, badRequest("", "missing_body", "the request has no body"))
+	}
+	// Mutations wait for the body reply: in BUFFERED mode Envoy still holds
+	// the headers then, and path, auth and length are all known at once.
+	return requestHeadersReply(nil)
+}
+
+func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	if u.translator == nil {
+		return u.reject(ctx, errNoHeaders)
+	}
+	body := b.GetBody()
+	if !b.GetEndOfStream() || u.body != nil {
+		u.body = append(u.body, body...)
+		if !b.GetEndOfStream() {
+			return requestBodyReply(nil)
+		}
+		body = u.body
+	}
+	res, err := u.translator.RequestBody(body)
+	if err != nil {
+		return u.reject(ctx, err)
+	}
+	// Attempt k sees the headers attempt k-1 left: every header this filter
+	// may have set is set or removed again.
+	var m mutation
+	m.remove(upstreamRemovedHeaders...)
+	m.remove(res.RemoveHeaders...)
+	m.set(":path", res.Path)
+	m.setTranslated(res.SetHeaders)
+	var c extprocv3.CommonResponse
+	if res.Body != nil {
+		// Envoy keeps content-length in BUFFERED mode and fails the request
+		// when the new body does not match it.
+		m.set(headerContentLen, strconv.Itoa(len(res.Body)))
+		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
+	}
+	c.HeaderMutation = m.hm
+	resp := requestBodyReply(&c)
+	resp.DynamicMetadata = dynamicMetadata(map[string]*structpb.Value{
+		mdDeployment: structpb.NewStringValue(u.deployment.ID),
+		mdAttempt:    structpb.NewNumberValue(float64(u.attempt)),
+	})
+	return resp
+}
+
+func (u *upstreamStream) finish(context.Context) {}
