@@ -17,7 +17,9 @@ func SplitSSE(body []byte) [][]byte {
 		i := bytes.Index(body, []byte("\n\n"))
 		if i < 0 {
 			if len(bytes.TrimSpace(body)) > 0 {
-				events = append(events, append(body, '\n', '\n'))
+				// A copy, so the terminator never writes into the caller's buffer.
+				last := append([]byte(nil), bytes.TrimRight(body, "\n")...)
+				events = append(events, append(last, '\n', '\n'))
 			}
 			break
 		}

@@ -85,6 +85,7 @@ func (h headerMap) apply(m *extprocv3.HeaderMutation) (headerMap, bool) {
 		// Envoy reads raw_value only; a header given as value alone is set to "".
 		value := string(hv.GetRawValue())
 		// Only the deprecated append BoolValue counts (envoy issue #38946).
+		//lint:ignore SA1019 ext_proc reads this field, not append_action
 		if opt.GetAppend().GetValue() && !strings.HasPrefix(key, ":") {
 			h = append(h, header{key, value})
 		} else {

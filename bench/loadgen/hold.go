@@ -99,13 +99,19 @@ func Hold(ctx context.Context, clients []extprocv3.ExternalProcessorClient, seq 
 			var once sync.Once
 			release := func() { once.Do(func() { <-slots; opening.Done() }) }
 			defer release()
+			// A request still opening when the open phase times out is cut
+			// then, not at the end of the whole run.
+			reqCtx, reqCancel := context.WithCancel(ctx)
+			defer reqCancel()
+			stopCut := context.AfterFunc(openCtx, reqCancel)
 			hk := hooks{hold: hold, opened: func() {
+				stopCut()
 				mu.Lock()
 				r.Opened++
 				mu.Unlock()
 				release()
 			}}
-			err := seq.do(ctx, clients[i%len(clients)], "hold-"+strconv.Itoa(i), hk)
+			err := seq.do(reqCtx, clients[i%len(clients)], "hold-"+strconv.Itoa(i), hk)
 			if err != nil {
 				var f *Failure
 				key := err.Error()
