@@ -1,0 +1,1192 @@
+package transform
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// openAIToAnthropicRequest translates chat completions requests into
+// Anthropic Messages API requests.
+type openAIToAnthropicRequest struct {
+	target Target
+}
+
+var _ RequestTranslator = (*openAIToAnthropicRequest)(nil)
+
+// defaultAnthropicMaxTokens is sent when neither the client nor the
+// deployment gives max_tokens, which Anthropic requires.
+const defaultAnthropicMaxTokens = 4096
+
+// chatFields are the top-level chat completions fields the translation
+// reads, collected in one pass over the body.
+type chatFields struct {
+	model, messages, tools, toolChoice, parallelToolCalls gjson.Result
+	stop, maxTokens, maxCompletionTokens, temperature     gjson.Result
+	topP, user, responseFormat, stream, thinking          gjson.Result
+}
+
+// RequestBody implements RequestTranslator.
+func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, error) {
+	if !gjson.ValidBytes(body) {
+		return RequestResult{}, invalidf("", "request body is not valid JSON")
+	}
+	// One copy of the body; every gjson result below is a substring of it.
+	doc := gjson.Parse(string(body))
+	if !doc.IsObject() {
+		return RequestResult{}, invalidf("", "request body must be a JSON object")
+	}
+	var f chatFields
+	var err error
+	doc.ForEach(func(k, v gjson.Result) bool {
+		if v.Type == gjson.Null {
+			return true
+		}
+		switch k.Str {
+		case "model":
+			f.model = v
+		case "messages":
+			f.messages = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "parallel_tool_calls":
+			f.parallelToolCalls = v
+		case "stop":
+			f.stop = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "max_completion_tokens":
+			f.maxCompletionTokens = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "user":
+			f.user = v
+		case "response_format":
+			f.responseFormat = v
+		case "stream":
+			f.stream = v
+		case "thinking":
+			f.thinking = v
+		default:
+			err = checkUnsupported(k.Str, v)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return RequestResult{}, err
+	}
+
+	b := anthropicRequestBuilder{out: make([]byte, 0, len(body)+256)}
+	if err := b.build(&t.target, &f); err != nil {
+		return RequestResult{}, err
+	}
+	res := RequestResult{
+		Path:   t.target.BasePath + "/v1/messages",
+		Body:   b.out,
+		Stream: f.stream.Type == gjson.True,
+		SetHeaders: []Header{
+			{Key: "content-type", Value: "application/json"},
+			{Key: "anthropic-version", Value: anthropicVersion},
+		},
+		// Envoy hands each attempt the headers the previous attempt left.
+		RemoveHeaders: []string{"authorization", "api-key"},
+	}
+	if t.target.APIKey != "" {
+		res.SetHeaders = append(res.SetHeaders, Header{Key: "x-api-key", Value: t.target.APIKey})
+	} else {
+		res.RemoveHeaders = append(res.RemoveHeaders, "x-api-key")
+	}
+	return res, nil
+}
+
+// checkUnsupported rejects parameters Anthropic cannot honour and whose
+// silent loss the client would notice (it would get fewer choices, no
+// logprobs, or unpenalised text). Parameters without visible effect, and
+// unknown ones, are ignored.
+func checkUnsupported(key string, v gjson.Result) error {
+	switch key {
+	case "n":
+		if v.Int() > 1 {
+			return invalidf(key, "n > 1 is not supported by anthropic models")
+		}
+	case "logprobs":
+		if v.Type == gjson.True {
+			return invalidf(key, "logprobs is not supported by anthropic models")
+		}
+	case "top_logprobs", "audio":
+		return invalidf(key, "%s is not supported by anthropic models", key)
+	case "logit_bias":
+		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
+			return invalidf(key, "logit_bias is not supported by anthropic models")
+		}
+	case "presence_penalty", "frequency_penalty":
+		if v.Float() != 0 {
+			return invalidf(key, "%s is not supported by anthropic models", key)
+		}
+	}
+	return nil
+}
+
+// anthropicRequestBuilder appends an Anthropic request body to out.
+type anthropicRequestBuilder struct {
+	out []byte
+	// turn is the role of the open message ("" when none); consecutive
+	// blocks of one role share a message so that roles alternate.
+	turn  string
+	turns int
+	// inResult redirects blocks into the content of a tool_result.
+	inResult     bool
+	resultBlocks int
+}
+
+func (b *anthropicRequestBuilder) build(t *Target, f *chatFields) error {
+	b.out = append(b.out, `{"model":`...)
+	switch {
+	case t.Model != "":
+		b.out = appendJSONString(b.out, t.Model)
+	case f.model.Type == gjson.String && f.model.Str != "":
+		b.out = append(b.out, f.model.Raw...)
+	default:
+		return invalidf("model", "model is required")
+	}
+
+	maxTokens := t.DefaultMaxTokens
+	if maxTokens <= 0 {
+		maxTokens = defaultAnthropicMaxTokens
+	}
+	for _, m := range [...]struct {
+		name string
+		v    gjson.Result
+	}{{"max_completion_tokens", f.maxCompletionTokens}, {"max_tokens", f.maxTokens}} {
+		if !m.v.Exists() {
+			continue
+		}
+		if m.v.Type != gjson.Number || m.v.Int() < 1 {
+			return invalidf(m.name, "%s must be a positive integer", m.name)
+		}
+		maxTokens = m.v.Int()
+		break
+	}
+	b.out = append(b.out, `,"max_tokens":`...)
+	b.out = appendInt(b.out, maxTokens)
+
+	if !f.messages.IsArray() {
+		return invalidf("messages", "messages must be an array")
+	}
+	if err := b.system(f.messages); err != nil {
+		return err
+	}
+	if err := b.messages(f.messages); err != nil {
+		return err
+	}
+	if err := b.tools(f); err != nil {
+		return err
+	}
+	if err := b.stop(f.stop); err != nil {
+		return err
+	}
+	for _, p := range [...]struct {
+		name string
+		v    gjson.Result
+	}{{"temperature", f.temperature}, {"top_p", f.topP}} {
+		if !p.v.Exists() {
+			continue
+		}
+		if p.v.Type != gjson.Number {
+			return invalidf(p.name, "%s must be a number", p.name)
+		}
+		b.out = append(b.out, ',', '"')
+		b.out = append(b.out, p.name...)
+		b.out = append(b.out, '"', ':')
+		b.out = append(b.out, p.v.Raw...)
+	}
+	if f.user.Type == gjson.String && validUserID(f.user.Str) {
+		b.out = append(b.out, `,"metadata":{"user_id":`...)
+		b.out = append(b.out, f.user.Raw...)
+		b.out = append(b.out, '}')
+	}
+	if f.thinking.IsObject() {
+		b.out = append(b.out, `,"thinking":`...)
+		b.out = append(b.out, f.thinking.Raw...)
+	}
+	if f.stream.Type == gjson.True {
+		b.out = append(b.out, `,"stream":true`...)
+	}
+	b.out = append(b.out, '}')
+	return nil
+}
+
+// validUserID reports whether a client's user may be sent as
+// metadata.user_id, which Anthropic asks not to carry contact details.
+func validUserID(u string) bool {
+	if u == "" || strings.Contains(u, "@") {
+		return false
+	}
+	phone := strings.Trim(u, "+0123456789-() ")
+	return phone != ""
+}
+
+// system writes system and developer messages as top-level system blocks.
+func (b *anthropicRequestBuilder) system(msgs gjson.Result) error {
+	n := 0
+	var err error
+	msgs.ForEach(func(i, m gjson.Result) bool {
+		role := m.Get("role").Str
+		if role != "system" && role != "developer" {
+			return true
+		}
+		content := m.Get("content")
+		switch {
+		case content.Type == gjson.String:
+			if content.Str == "" {
+				return true
+			}
+			b.out = appendSystemSep(b.out, n)
+			n++
+			b.out = appendTextBlock(b.out, content.Raw, m.Get("cache_control"))
+		case content.IsArray():
+			content.ForEach(func(j, part gjson.Result) bool {
+				text := part.Get("text")
+				if part.Get("type").Str != "text" || text.Type != gjson.String {
+					err = invalidf(partParam(i, j), "system messages may contain only text parts")
+					return false
+				}
+				if text.Str == "" {
+					return true
+				}
+				b.out = appendSystemSep(b.out, n)
+				n++
+				b.out = appendTextBlock(b.out, text.Raw, part.Get("cache_control"))
+				return true
+			})
+		default:
+			err = invalidf(contentParam(i), "content must be a string or an array of content parts")
+		}
+		return err == nil
+	})
+	if n > 0 {
+		b.out = append(b.out, ']')
+	}
+	return err
+}
+
+func appendSystemSep(out []byte, n int) []byte {
+	if n == 0 {
+		return append(out, `,"system":[`...)
+	}
+	return append(out, ',')
+}
+
+// appendTextBlock appends a text block; text is a raw JSON string literal.
+func appendTextBlock(out []byte, text string, cacheControl gjson.Result) []byte {
+	out = append(out, `{"type":"text","text":`...)
+	out = append(out, text...)
+	return appendCacheControl(out, cacheControl)
+}
+
+// appendCacheControl closes a block, keeping the client's cache_control.
+func appendCacheControl(out []byte, cc gjson.Result) []byte {
+	if cc.IsObject() {
+		out = append(out, `,"cache_control":`...)
+		out = append(out, cc.Raw...)
+	}
+	return append(out, '}')
+}
+
+// messages writes the conversation. Tool results become user blocks, and
+// consecutive messages of one Anthropic role are merged into one message.
+func (b *anthropicRequestBuilder) messages(msgs gjson.Result) error {
+	b.out = append(b.out, `,"messages":[`...)
+	var err error
+	msgs.ForEach(func(i, m gjson.Result) bool {
+		switch role := m.Get("role").Str; role {
+		case "system", "developer":
+		case "user":
+			err = b.userContent(i, m.Get("content"), m.Get("cache_control"))
+		case "assistant":
+			err = b.assistant(i, m)
+		case "tool":
+			err = b.toolResult(i, m)
+		default:
+			err = invalidf(fmt.Sprintf("messages[%d].role", i.Int()), "role %q is not supported by anthropic models", role)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if b.turns == 0 {
+		return invalidf("messages", "messages must contain at least one user or assistant message")
+	}
+	b.out = append(b.out, "]}]"...)
+	return nil
+}
+
+// block starts a content block in a message of role, opening the message
+// if the previous block had another role.
+func (b *anthropicRequestBuilder) block(role string) {
+	if b.inResult {
+		if b.resultBlocks > 0 {
+			b.out = append(b.out, ',')
+		}
+		b.resultBlocks++
+		return
+	}
+	if b.turn == role {
+		b.out = append(b.out, ',')
+		return
+	}
+	if b.turn != "" {
+		b.out = append(b.out, "]},"...)
+	}
+	b.out = append(b.out, `{"role":"`...)
+	b.out = append(b.out, role...)
+	b.out = append(b.out, `","content":[`...)
+	b.turn = role
+	b.turns++
+}
+
+// userContent writes user content (string or parts) as user blocks.
+func (b *anthropicRequestBuilder) userContent(i, content, cacheControl gjson.Result) error {
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+		return nil
+	case content.Type == gjson.String:
+		if content.Str != "" {
+			b.block("user")
+			b.out = appendTextBlock(b.out, content.Raw, cacheControl)
+		}
+		return nil
+	case content.IsArray():
+		var err error
+		content.ForEach(func(j, part gjson.Result) bool {
+			err = b.userPart(i, j, part)
+			return err == nil
+		})
+		return err
+	}
+	return invalidf(contentParam(i), "content must be a string or an array of content parts")
+}
+
+func (b *anthropicRequestBuilder) userPart(i, j, part gjson.Result) error {
+	switch typ := part.Get("type").Str; typ {
+	case "text":
+		text := part.Get("text")
+		if text.Type != gjson.String {
+			return invalidf(partParam(i, j), "text parts must have a string text")
+		}
+		if text.Str != "" {
+			b.block("user")
+			b.out = appendTextBlock(b.out, text.Raw, part.Get("cache_control"))
+		}
+		return nil
+	case "image_url":
+		url := part.Get("image_url.url")
+		if !url.Exists() {
+			url = part.Get("image_url")
+		}
+		if url.Type != gjson.String {
+			return invalidf(partParam(i, j), "image_url parts must have a string url")
+		}
+		b.block("user")
+		var err error
+		if b.out, err = appendImage(b.out, url.Str, partParam(i, j)); err != nil {
+			return err
+		}
+		b.out = appendCacheControl(b.out, part.Get("cache_control"))
+		return nil
+	default:
+		return invalidf(partParam(i, j), "content part type %q is not supported by anthropic models", typ)
+	}
+}
+
+// appendImage appends an image (or, for PDF data, document) block without
+// its closing brace. Data URLs become base64 sources; web URLs are fetched
+// by Anthropic.
+func appendImage(out []byte, url, param string) ([]byte, error) {
+	if rest, ok := strings.CutPrefix(url, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		mediaType, base64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !base64 || mediaType == "" {
+			return out, invalidf(param, "image data URLs must be base64 with a media type")
+		}
+		if mediaType == "application/pdf" {
+			out = append(out, `{"type":"document","source":{"type":"base64","media_type":`...)
+		} else {
+			out = append(out, `{"type":"image","source":{"type":"base64","media_type":`...)
+		}
+		out = appendJSONString(out, mediaType)
+		out = append(out, `,"data":`...)
+		out = appendJSONString(out, data)
+		return append(out, '}'), nil
+	}
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		return out, invalidf(param, "image urls must be http(s) or base64 data URLs")
+	}
+	out = append(out, `{"type":"image","source":{"type":"url","url":`...)
+	out = appendJSONString(out, url)
+	return append(out, '}'), nil
+}
+
+// assistant writes an assistant message: text, then tool calls as tool_use
+// blocks.
+func (b *anthropicRequestBuilder) assistant(i, m gjson.Result) error {
+	content := m.Get("content")
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+	case content.Type == gjson.String:
+		if content.Str != "" {
+			b.block("assistant")
+			b.out = appendTextBlock(b.out, content.Raw, m.Get("cache_control"))
+		}
+	case content.IsArray():
+		var err error
+		content.ForEach(func(j, part gjson.Result) bool {
+			text := part.Get("text")
+			switch part.Get("type").Str {
+			case "text":
+				if text.Type != gjson.String {
+					err = invalidf(partParam(i, j), "text parts must have a string text")
+					return false
+				}
+				if text.Str != "" {
+					b.block("assistant")
+					b.out = appendTextBlock(b.out, text.Raw, part.Get("cache_control"))
+				}
+			case "refusal":
+				// A refusal is the model's own output; it has no
+				// Anthropic block and carries nothing to continue from.
+			default:
+				err = invalidf(partParam(i, j), "assistant messages may contain only text parts")
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return invalidf(contentParam(i), "content must be a string or an array of content parts")
+	}
+
+	calls := m.Get("tool_calls")
+	if !calls.Exists() || calls.Type == gjson.Null {
+		return nil
+	}
+	if !calls.IsArray() {
+		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
+	}
+	var err error
+	calls.ForEach(func(j, c gjson.Result) bool {
+		err = b.toolUse(i, j, c)
+		return err == nil
+	})
+	return err
+}
+
+func (b *anthropicRequestBuilder) toolUse(i, j, c gjson.Result) error {
+	param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
+	id, name := c.Get("id"), c.Get("function.name")
+	if id.Type != gjson.String || name.Type != gjson.String {
+		return invalidf(param, "tool calls must have a string id and function.name")
+	}
+	input := "{}"
+	switch args := c.Get("function.arguments"); {
+	case args.Type == gjson.String:
+		if s := strings.TrimSpace(args.Str); s != "" {
+			if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
+				return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+			}
+			input = s
+		}
+	case args.IsObject():
+		input = args.Raw
+	case args.Exists() && args.Type != gjson.Null:
+		return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+	}
+	b.block("assistant")
+	b.out = append(b.out, `{"type":"tool_use","id":`...)
+	b.out = append(b.out, id.Raw...)
+	b.out = append(b.out, `,"name":`...)
+	b.out = append(b.out, name.Raw...)
+	b.out = append(b.out, `,"input":`...)
+	b.out = append(b.out, input...)
+	b.out = append(b.out, '}')
+	return nil
+}
+
+// toolResult writes a tool message as a tool_result block in a user turn.
+func (b *anthropicRequestBuilder) toolResult(i, m gjson.Result) error {
+	id := m.Get("tool_call_id")
+	if id.Type != gjson.String {
+		return invalidf(fmt.Sprintf("messages[%d].tool_call_id", i.Int()), "tool messages must have a string tool_call_id")
+	}
+	b.block("user")
+	b.out = append(b.out, `{"type":"tool_result","tool_use_id":`...)
+	b.out = append(b.out, id.Raw...)
+	content := m.Get("content")
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+	case content.Type == gjson.String:
+		if content.Str != "" {
+			b.out = append(b.out, `,"content":`...)
+			b.out = append(b.out, content.Raw...)
+		}
+	case content.IsArray():
+		mark := len(b.out)
+		b.out = append(b.out, `,"content":[`...)
+		b.inResult, b.resultBlocks = true, 0
+		var err error
+		content.ForEach(func(j, part gjson.Result) bool {
+			err = b.userPart(i, j, part)
+			return err == nil
+		})
+		b.inResult = false
+		if err != nil {
+			return err
+		}
+		if b.resultBlocks == 0 {
+			b.out = b.out[:mark]
+		} else {
+			b.out = append(b.out, ']')
+		}
+	default:
+		return invalidf(contentParam(i), "content must be a string or an array of content parts")
+	}
+	b.out = appendCacheControl(b.out, m.Get("cache_control"))
+	return nil
+}
+
+// tools writes tools and tool_choice, adding the forced JSON tool for
+// response_format.
+func (b *anthropicRequestBuilder) tools(f *chatFields) error {
+	jsonSchema, err := responseFormatSchema(f.responseFormat)
+	if err != nil {
+		return err
+	}
+	n := 0
+	if f.tools.Exists() {
+		if !f.tools.IsArray() {
+			return invalidf("tools", "tools must be an array")
+		}
+		f.tools.ForEach(func(i, tool gjson.Result) bool {
+			err = b.tool(i, tool, n)
+			n++
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if jsonSchema != "" {
+		if n == 0 {
+			b.out = append(b.out, `,"tools":[`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+		b.out = append(b.out, `{"name":"`+jsonToolName+`","input_schema":`...)
+		b.out = append(b.out, jsonSchema...)
+		b.out = append(b.out, '}')
+	}
+	if n == 0 {
+		// Anthropic rejects tool_choice without tools; with no tools
+		// there is nothing to choose.
+		return nil
+	}
+	b.out = append(b.out, ']')
+
+	b.out = append(b.out, `,"tool_choice":{"type":`...)
+	tc := f.toolChoice
+	thinkingType := f.thinking.Get("type").Str
+	thinking := thinkingType != "" && thinkingType != "disabled"
+	switch {
+	case jsonSchema != "" && !thinking:
+		// Anthropic refuses forced tools while thinking, so the model is
+		// then only offered the JSON tool.
+		b.out = append(b.out, `"tool","name":"`+jsonToolName+`"`...)
+	case !tc.Exists(), tc.Str == "auto", jsonSchema != "":
+		b.out = append(b.out, `"auto"`...)
+	case tc.Str == "required":
+		b.out = append(b.out, `"any"`...)
+	case tc.Str == "none":
+		b.out = append(b.out, `"none"}`...)
+		return nil
+	case tc.IsObject() && tc.Get("function.name").Type == gjson.String:
+		b.out = append(b.out, `"tool","name":`...)
+		b.out = append(b.out, tc.Get("function.name").Raw...)
+	default:
+		return invalidf("tool_choice", `tool_choice must be "auto", "required", "none" or {"type":"function","function":{"name":...}}`)
+	}
+	if f.parallelToolCalls.Type == gjson.False {
+		b.out = append(b.out, `,"disable_parallel_tool_use":true`...)
+	}
+	b.out = append(b.out, '}')
+	return nil
+}
+
+func (b *anthropicRequestBuilder) tool(i, tool gjson.Result, n int) error {
+	param := fmt.Sprintf("tools[%d]", i.Int())
+	if typ := tool.Get("type").Str; typ != "function" && typ != "" {
+		return invalidf(param+".type", "tool type %q is not supported by anthropic models", typ)
+	}
+	fn := tool.Get("function")
+	name := fn.Get("name")
+	if name.Type != gjson.String || name.Str == "" {
+		return invalidf(param+".function.name", "tools must have a function name")
+	}
+	if name.Str == jsonToolName {
+		return invalidf(param+".function.name", "tool name %q is reserved for response_format", jsonToolName)
+	}
+	if n == 0 {
+		b.out = append(b.out, `,"tools":[`...)
+	} else {
+		b.out = append(b.out, ',')
+	}
+	b.out = append(b.out, `{"name":`...)
+	b.out = append(b.out, name.Raw...)
+	if d := fn.Get("description"); d.Type == gjson.String {
+		b.out = append(b.out, `,"description":`...)
+		b.out = append(b.out, d.Raw...)
+	}
+	b.out = append(b.out, `,"input_schema":`...)
+	if p := fn.Get("parameters"); p.IsObject() {
+		b.out = append(b.out, p.Raw...)
+	} else {
+		b.out = append(b.out, `{"type":"object","properties":{}}`...)
+	}
+	cc := tool.Get("cache_control")
+	if !cc.Exists() {
+		cc = fn.Get("cache_control")
+	}
+	b.out = appendCacheControl(b.out, cc)
+	return nil
+}
+
+// permissiveObjectSchema accepts any JSON object: json_object mode.
+const permissiveObjectSchema = `{"type":"object","additionalProperties":true,"properties":{}}`
+
+// responseFormatSchema returns the raw input schema for the forced JSON
+// tool, or "" when the client asked for plain text.
+func responseFormatSchema(rf gjson.Result) (string, error) {
+	if !rf.Exists() {
+		return "", nil
+	}
+	switch rf.Get("type").Str {
+	case "text":
+		return "", nil
+	case "json_object":
+		return permissiveObjectSchema, nil
+	case "json_schema":
+		s := rf.Get("json_schema.schema")
+		if !s.Exists() {
+			return permissiveObjectSchema, nil
+		}
+		if !s.IsObject() {
+			return "", invalidf("response_format.json_schema.schema", "schema must be an object")
+		}
+		return s.Raw, nil
+	}
+	return "", invalidf("response_format", `response_format type must be "text", "json_object" or "json_schema"`)
+}
+
+// stop writes stop sequences. Whitespace-only sequences are dropped:
+// Anthropic rejects them.
+func (b *anthropicRequestBuilder) stop(stop gjson.Result) error {
+	n := 0
+	add := func(s gjson.Result) {
+		if strings.TrimSpace(s.Str) == "" {
+			return
+		}
+		if n == 0 {
+			b.out = append(b.out, `,"stop_sequences":[`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+		b.out = append(b.out, s.Raw...)
+	}
+	switch {
+	case !stop.Exists():
+	case stop.Type == gjson.String:
+		add(stop)
+	case stop.IsArray():
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = invalidf("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			add(s)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return invalidf("stop", "stop must be a string or an array of strings")
+	}
+	if n > 0 {
+		b.out = append(b.out, ']')
+	}
+	return nil
+}
+
+func contentParam(i gjson.Result) string {
+	return fmt.Sprintf("messages[%d].content", i.Int())
+}
+
+func partParam(i, j gjson.Result) string {
+	return fmt.Sprintf("messages[%d].content[%d]", i.Int(), j.Int())
+}
+
+// openAIToAnthropicResponse translates Anthropic messages, event streams and
+// errors into chat completions.
+type openAIToAnthropicResponse struct {
+	opts ResponseOptions
+
+	// Stream state.
+	carry lineCarry
+	out   []byte
+	// head is the start of every chunk, up to and including `"choices":[`.
+	head   []byte
+	tokens anthropicTokens
+	model  string
+	// blocks describes the stream's content blocks by index.
+	blocks    []streamBlock
+	toolCalls int
+	jsonMode  bool
+	// ended is set after message_stop or an error: later input is ignored.
+	ended bool
+	done  bool
+	err   *ProviderError
+}
+
+var _ ResponseTranslator = (*openAIToAnthropicResponse)(nil)
+
+// anthropicTokens are Anthropic's usage counters, each replaced whenever a
+// later event reports it.
+type anthropicTokens struct {
+	input, output, cacheRead, cacheCreation int64
+}
+
+func (t *anthropicTokens) update(u gjson.Result) {
+	u.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "input_tokens":
+			t.input = v.Int()
+		case "output_tokens":
+			t.output = v.Int()
+		case "cache_read_input_tokens":
+			t.cacheRead = v.Int()
+		case "cache_creation_input_tokens":
+			t.cacheCreation = v.Int()
+		}
+		return true
+	})
+}
+
+// usage is the counters in OpenAI's terms, where input includes cache reads
+// and writes.
+func (t anthropicTokens) usage() Usage {
+	return Usage{
+		InputTokens:              t.input + t.cacheRead + t.cacheCreation,
+		OutputTokens:             t.output,
+		CachedInputTokens:        t.cacheRead,
+		CacheCreationInputTokens: t.cacheCreation,
+	}
+}
+
+// appendOpenAIUsage appends u as an OpenAI usage object.
+func appendOpenAIUsage(out []byte, u Usage) []byte {
+	out = append(out, `{"prompt_tokens":`...)
+	out = appendInt(out, u.InputTokens)
+	out = append(out, `,"completion_tokens":`...)
+	out = appendInt(out, u.OutputTokens)
+	out = append(out, `,"total_tokens":`...)
+	out = appendInt(out, u.TotalTokens())
+	out = append(out, `,"prompt_tokens_details":{"cached_tokens":`...)
+	out = appendInt(out, u.CachedInputTokens)
+	out = append(out, `,"cache_write_tokens":`...)
+	out = appendInt(out, u.CacheCreationInputTokens)
+	return append(out, "}}"...)
+}
+
+// ResponseBody implements ResponseTranslator.
+func (r *openAIToAnthropicResponse) ResponseBody(body []byte) (ResponseResult, error) {
+	if !gjson.ValidBytes(body) {
+		return ResponseResult{}, fmt.Errorf("read anthropic message: %w: not JSON", ErrMalformedResponse)
+	}
+	doc := gjson.Parse(string(body))
+	switch doc.Get("type").Str {
+	case "message":
+	case "error":
+		return ResponseResult{}, anthropicError(0, doc.Get("error"))
+	default:
+		return ResponseResult{}, fmt.Errorf("read anthropic message: %w: not a message", ErrMalformedResponse)
+	}
+	content := doc.Get("content")
+	var tokens anthropicTokens
+	tokens.update(doc.Get("usage"))
+	usage := tokens.usage()
+	model := doc.Get("model")
+
+	out := make([]byte, 0, len(body)+256)
+	out = append(out, `{"id":`...)
+	out = appendRawString(out, doc.Get("id"))
+	out = append(out, `,"object":"chat.completion","created":`...)
+	out = appendInt(out, r.opts.Created)
+	out = append(out, `,"model":`...)
+	out = appendRawString(out, model)
+	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+
+	// The forced JSON tool's input is the structured output the client
+	// asked for, so it becomes the content.
+	var jsonInput gjson.Result
+	content.ForEach(func(_, c gjson.Result) bool {
+		if c.Get("type").Str == "tool_use" && c.Get("name").Str == jsonToolName {
+			jsonInput = c.Get("input")
+			return false
+		}
+		return true
+	})
+	if jsonInput.Exists() {
+		out = appendCompactAsString(out, jsonInput.Raw)
+	} else {
+		out = appendJoinedBlocks(out, content, "text", "text", false)
+	}
+	out = appendJoinedBlocks(out, content, "thinking", "thinking", true)
+
+	calls := 0
+	content.ForEach(func(_, c gjson.Result) bool {
+		if c.Get("type").Str != "tool_use" || c.Get("name").Str == jsonToolName {
+			return true
+		}
+		if calls == 0 {
+			out = append(out, `,"tool_calls":[`...)
+		} else {
+			out = append(out, ',')
+		}
+		calls++
+		out = append(out, `{"id":`...)
+		out = appendRawString(out, c.Get("id"))
+		out = append(out, `,"type":"function","function":{"name":`...)
+		out = appendRawString(out, c.Get("name"))
+		out = append(out, `,"arguments":`...)
+		if input := c.Get("input"); input.Exists() {
+			out = appendCompactAsString(out, input.Raw)
+		} else {
+			out = append(out, `"{}"`...)
+		}
+		out = append(out, "}}"...)
+		return true
+	})
+	if calls > 0 {
+		out = append(out, ']')
+	}
+
+	finish := anthropicFinishReason(doc.Get("stop_reason").Str)
+	if jsonInput.Exists() && finish == "tool_calls" {
+		finish = "stop"
+	}
+	out = append(out, `},"finish_reason":"`...)
+	out = append(out, finish...)
+	out = append(out, `"}],"usage":`...)
+	out = appendOpenAIUsage(out, usage)
+	out = append(out, '}')
+	return ResponseResult{Body: out, Usage: usage, Model: model.Str}, nil
+}
+
+// appendRawString appends v if it is a JSON string and "" otherwise, so that
+// odd provider values cannot break the output's shape.
+func appendRawString(out []byte, v gjson.Result) []byte {
+	if v.Type != gjson.String {
+		return append(out, `""`...)
+	}
+	return append(out, v.Raw...)
+}
+
+// appendJoinedBlocks appends the field fields of the blocks of type typ
+// joined into one string: as "content" (null when none), or when optional
+// as "reasoning_content" only if there is any. Joining the still-escaped
+// literals avoids unescaping and escaping again.
+func appendJoinedBlocks(out []byte, content gjson.Result, typ, field string, optional bool) []byte {
+	n := 0
+	content.ForEach(func(_, c gjson.Result) bool {
+		v := c.Get(field)
+		if c.Get("type").Str != typ || v.Type != gjson.String {
+			return true
+		}
+		if n == 0 {
+			if optional {
+				out = append(out, `,"reasoning_content":`...)
+			}
+			out = append(out, '"')
+		}
+		n++
+		out = append(out, rawInner(v.Raw)...)
+		return true
+	})
+	switch {
+	case n > 0:
+		out = append(out, '"')
+	case !optional:
+		out = append(out, "null"...)
+	}
+	return out
+}
+
+// streamBlock is what a content block of the stream turns into.
+type streamBlock struct {
+	kind blockKind
+	// tool is the OpenAI tool call index of a tool block.
+	tool int
+}
+
+type blockKind uint8
+
+const (
+	blockIgnored blockKind = iota
+	blockText
+	blockThinking
+	blockTool
+	blockJSON
+)
+
+// StreamChunk implements ResponseTranslator. Body is a buffer reused by the
+// next call.
+func (r *openAIToAnthropicResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
+	r.out = r.out[:0]
+	var err error
+	rest := chunk
+	if r.carry.pending() {
+		line, tail, ok := r.carry.complete(chunk, final)
+		if ok {
+			err = r.line(line)
+		}
+		rest = tail
+	}
+	for len(rest) > 0 && err == nil {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			if final {
+				err = r.line(rest)
+			} else {
+				r.carry.keep(rest)
+			}
+			break
+		}
+		err = r.line(rest[:i+1])
+		rest = rest[i+1:]
+	}
+	return StreamResult{
+		Body:  r.out,
+		Usage: r.tokens.usage(),
+		Model: r.model,
+		Done:  r.done,
+		Err:   r.err,
+	}, err
+}
+
+// line translates one complete SSE line. Anthropic's data payloads carry
+// their own type, so event lines are not needed.
+func (r *openAIToAnthropicResponse) line(line []byte) error {
+	if r.ended {
+		return nil
+	}
+	data, ok := sseData(line)
+	if !ok || len(data) == 0 {
+		return nil
+	}
+	if !gjson.ValidBytes(data) {
+		r.ended = true
+		r.out = appendErrorEvent(r.out, &ProviderError{
+			Status:  502,
+			Type:    ErrorTypeServer,
+			Message: "provider sent an unreadable stream event",
+		})
+		return fmt.Errorf("read anthropic stream: %w: event is not JSON", ErrMalformedResponse)
+	}
+	ev := gjson.Parse(stringView(data))
+	switch ev.Get("type").Str {
+	case "message_start":
+		r.messageStart(ev.Get("message"))
+	case "content_block_start":
+		r.blockStart(ev.Get("index").Int(), ev.Get("content_block"))
+	case "content_block_delta":
+		r.blockDelta(ev.Get("index").Int(), ev.Get("delta"))
+	case "message_delta":
+		r.tokens.update(ev.Get("usage"))
+		finish := anthropicFinishReason(ev.Get("delta.stop_reason").Str)
+		if r.jsonMode && finish == "tool_calls" {
+			finish = "stop"
+		}
+		r.chunkStart()
+		r.out = append(r.out, `{}`...)
+		r.out = append(r.out, `,"finish_reason":"`...)
+		r.out = append(r.out, finish...)
+		r.out = append(r.out, `"}]}`+"\n\n"...)
+	case "message_stop":
+		if r.opts.IncludeUsage {
+			r.ensureHead()
+			r.out = append(r.out, "data: "...)
+			r.out = append(r.out, r.head...)
+			r.out = append(r.out, `],"usage":`...)
+			r.out = appendOpenAIUsage(r.out, r.tokens.usage())
+			r.out = append(r.out, "}\n\n"...)
+		}
+		r.out = append(r.out, "data: [DONE]\n\n"...)
+		r.ended, r.done = true, true
+	case "error":
+		r.err = anthropicError(0, ev.Get("error"))
+		r.out = appendErrorEvent(r.out, r.err)
+		r.ended = true
+	}
+	return nil
+}
+
+func (r *openAIToAnthropicResponse) messageStart(msg gjson.Result) {
+	if m := msg.Get("model"); m.Type == gjson.String {
+		r.model = strings.Clone(m.Str)
+	}
+	r.tokens.update(msg.Get("usage"))
+	r.buildHead(msg)
+	r.chunkStart()
+	r.out = append(r.out, `{"role":"assistant","content":""}`...)
+	r.chunkEnd()
+}
+
+// buildHead builds the chunk head from the message_start message.
+func (r *openAIToAnthropicResponse) buildHead(msg gjson.Result) {
+	r.head = append(r.head[:0], `{"id":`...)
+	r.head = appendRawString(r.head, msg.Get("id"))
+	r.head = append(r.head, `,"object":"chat.completion.chunk","created":`...)
+	r.head = appendInt(r.head, r.opts.Created)
+	r.head = append(r.head, `,"model":`...)
+	r.head = appendRawString(r.head, msg.Get("model"))
+	r.head = append(r.head, `,"choices":[`...)
+}
+
+// ensureHead builds a chunk head for streams that skipped message_start.
+func (r *openAIToAnthropicResponse) ensureHead() {
+	if len(r.head) == 0 {
+		r.buildHead(gjson.Result{})
+	}
+}
+
+// chunkStart appends a chunk up to the delta value.
+func (r *openAIToAnthropicResponse) chunkStart() {
+	r.ensureHead()
+	r.out = append(r.out, "data: "...)
+	r.out = append(r.out, r.head...)
+	r.out = append(r.out, `{"index":0,"delta":`...)
+}
+
+// chunkEnd closes a chunk without a finish reason.
+func (r *openAIToAnthropicResponse) chunkEnd() {
+	r.out = append(r.out, `,"finish_reason":null}]}`+"\n\n"...)
+}
+
+// appendDelta appends a chunk whose delta is {"field": raw}.
+func (r *openAIToAnthropicResponse) appendDelta(field, raw string) {
+	r.chunkStart()
+	r.out = append(r.out, `{"`...)
+	r.out = append(r.out, field...)
+	r.out = append(r.out, `":`...)
+	r.out = append(r.out, raw...)
+	r.out = append(r.out, '}')
+	r.chunkEnd()
+}
+
+func (r *openAIToAnthropicResponse) block(index int64) *streamBlock {
+	// Indexes are small and sequential; a bound keeps a hostile index from
+	// allocating.
+	if index < 0 || index > 1<<12 {
+		return nil
+	}
+	for int64(len(r.blocks)) <= index {
+		r.blocks = append(r.blocks, streamBlock{})
+	}
+	return &r.blocks[index]
+}
+
+func (r *openAIToAnthropicResponse) blockStart(index int64, cb gjson.Result) {
+	b := r.block(index)
+	if b == nil {
+		return
+	}
+	*b = streamBlock{}
+	switch cb.Get("type").Str {
+	case "text":
+		b.kind = blockText
+		if t := cb.Get("text"); t.Type == gjson.String && t.Str != "" {
+			r.appendDelta("content", t.Raw)
+		}
+	case "thinking":
+		b.kind = blockThinking
+		if t := cb.Get("thinking"); t.Type == gjson.String && t.Str != "" {
+			r.appendDelta("reasoning_content", t.Raw)
+		}
+	case "tool_use":
+		if cb.Get("name").Str == jsonToolName {
+			b.kind = blockJSON
+			r.jsonMode = true
+			return
+		}
+		b.kind, b.tool = blockTool, r.toolCalls
+		r.toolCalls++
+		r.chunkStart()
+		r.out = append(r.out, `{"tool_calls":[{"index":`...)
+		r.out = appendInt(r.out, int64(b.tool))
+		r.out = append(r.out, `,"id":`...)
+		r.out = appendRawString(r.out, cb.Get("id"))
+		r.out = append(r.out, `,"type":"function","function":{"name":`...)
+		r.out = appendRawString(r.out, cb.Get("name"))
+		r.out = append(r.out, `,"arguments":""}}]}`...)
+		r.chunkEnd()
+	}
+}
+
+func (r *openAIToAnthropicResponse) blockDelta(index int64, d gjson.Result) {
+	b := r.block(index)
+	if b == nil {
+		return
+	}
+	switch d.Get("type").Str {
+	case "text_delta":
+		if t := d.Get("text"); t.Type == gjson.String && b.kind == blockText {
+			r.appendDelta("content", t.Raw)
+		}
+	case "thinking_delta":
+		if t := d.Get("thinking"); t.Type == gjson.String && b.kind == blockThinking {
+			r.appendDelta("reasoning_content", t.Raw)
+		}
+	case "input_json_delta":
+		p := d.Get("partial_json")
+		if p.Type != gjson.String || p.Str == "" {
+			return
+		}
+		switch b.kind {
+		case blockJSON:
+			r.appendDelta("content", p.Raw)
+		case blockTool:
+			r.chunkStart()
+			r.out = append(r.out, `{"tool_calls":[{"index":`...)
+			r.out = appendInt(r.out, int64(b.tool))
+			r.out = append(r.out, `,"function":{"arguments":`...)
+			r.out = append(r.out, p.Raw...)
+			r.out = append(r.out, `}}]}`...)
+			r.chunkEnd()
+		}
+	}
+}
+
+// ErrorBody implements ResponseTranslator.
+func (r *openAIToAnthropicResponse) ErrorBody(status int, body []byte) *ProviderError {
+	return anthropicErrorBody(status, body)
+}

@@ -1,0 +1,390 @@
+package transform_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+var anthropicTarget = transform.Target{
+	Model:  "claude-sonnet-4-5",
+	APIKey: "sk-ant-test",
+}
+
+func newAnthropicRequest(t testing.TB, target transform.Target) transform.RequestTranslator {
+	t.Helper()
+	tr, err := transform.NewRequestTranslator(transform.APIChatCompletions, transform.ProviderAnthropic, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func newAnthropicResponse(t testing.TB, opts transform.ResponseOptions) transform.ResponseTranslator {
+	t.Helper()
+	tr, err := transform.NewResponseTranslator(transform.APIChatCompletions, transform.ProviderAnthropic, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestOpenAIToAnthropic_RequestBodyGolden translates every request fixture,
+// compares it with its golden file, checks that the Anthropic SDK accepts
+// it, and that translating again gives the same bytes from an untouched
+// input.
+func TestOpenAIToAnthropic_RequestBodyGolden(t *testing.T) {
+	for _, name := range fixtures(t, "anthropic", "request") {
+		t.Run(name, func(t *testing.T) {
+			in := readFile(t, filepath.Join("testdata", "anthropic", name+".request.json"))
+			pristine := bytes.Clone(in)
+			tr := newAnthropicRequest(t, anthropicTarget)
+			res, err := tr.RequestBody(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("testdata", "anthropic", name+".request.golden.json"), requestGolden(t, res))
+
+			var params anthropic.MessageNewParams
+			if err := json.Unmarshal(res.Body, &params); err != nil {
+				t.Fatalf("anthropic SDK rejects the body: %v", err)
+			}
+			if params.Model != "claude-sonnet-4-5" || params.MaxTokens <= 0 || len(params.Messages) == 0 {
+				t.Errorf("model %q, max_tokens %d, %d messages", params.Model, params.MaxTokens, len(params.Messages))
+			}
+
+			again, err := tr.RequestBody(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Body, res.Body) {
+				t.Error("second translation differs")
+			}
+			if !bytes.Equal(in, pristine) {
+				t.Error("input body was modified")
+			}
+		})
+	}
+}
+
+// translateAnthropic translates a fixture and decodes it with the SDK.
+func translateAnthropic(t *testing.T, name string) (transform.RequestResult, anthropic.MessageNewParams) {
+	t.Helper()
+	in := readFile(t, filepath.Join("testdata", "anthropic", name+".request.json"))
+	res, err := newAnthropicRequest(t, anthropicTarget).RequestBody(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p anthropic.MessageNewParams
+	if err := json.Unmarshal(res.Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	return res, p
+}
+
+func roles(p anthropic.MessageNewParams) string {
+	var r []string
+	for _, m := range p.Messages {
+		r = append(r, string(m.Role))
+	}
+	return strings.Join(r, ",")
+}
+
+func TestOpenAIToAnthropic_RequestBodyFields(t *testing.T) {
+	t.Run("system_developer", func(t *testing.T) {
+		res, p := translateAnthropic(t, "system_developer")
+		if res.Path != "/v1/messages" || res.Stream {
+			t.Errorf("path %q stream %v", res.Path, res.Stream)
+		}
+		if len(p.System) != 2 || p.System[0].Text != "You are a terse assistant." || p.System[1].Text != "Answer in French." {
+			t.Fatalf("system = %+v", p.System)
+		}
+		if p.System[1].CacheControl.Type != "ephemeral" {
+			t.Error("developer cache_control lost")
+		}
+		if roles(p) != "user" {
+			t.Errorf("roles = %s", roles(p))
+		}
+		if p.MaxTokens != 4096 {
+			t.Errorf("default max_tokens = %d", p.MaxTokens)
+		}
+		if p.Temperature.Value != 0.2 || p.TopP.Value != 0.9 {
+			t.Errorf("temperature %v top_p %v", p.Temperature, p.TopP)
+		}
+		if len(p.StopSequences) != 1 || p.StopSequences[0] != "\n\nHuman:" {
+			t.Errorf("stop_sequences = %q", p.StopSequences)
+		}
+	})
+	t.Run("multi_turn", func(t *testing.T) {
+		_, p := translateAnthropic(t, "multi_turn")
+		if roles(p) != "user,assistant,user,assistant,user" {
+			t.Errorf("roles = %s", roles(p))
+		}
+		if n := len(p.Messages[2].Content); n != 2 {
+			t.Errorf("third message has %d blocks, want 2", n)
+		}
+		if got := p.Messages[4].Content[0].OfText.Text; got != `Thanks "friend" — anything else?` {
+			t.Errorf("text = %q", got)
+		}
+		if p.MaxTokens != 512 {
+			t.Errorf("max_tokens = %d, want max_completion_tokens 512", p.MaxTokens)
+		}
+		if strings.Join(p.StopSequences, "|") != "END|STOP" {
+			t.Errorf("stop_sequences = %q, want whitespace-only dropped", p.StopSequences)
+		}
+		if p.Metadata.UserID.Value != "user-1234" {
+			t.Errorf("metadata = %+v", p.Metadata)
+		}
+	})
+	t.Run("tools", func(t *testing.T) {
+		_, p := translateAnthropic(t, "tools")
+		if len(p.Tools) != 2 {
+			t.Fatalf("%d tools", len(p.Tools))
+		}
+		w := p.Tools[0].OfTool
+		if w == nil || w.Name != "get_weather" || w.Description.Value != "Current weather for a city." {
+			t.Fatalf("tool 0 = %+v", w)
+		}
+		if len(w.InputSchema.Required) != 1 || w.InputSchema.Required[0] != "city" || w.InputSchema.Properties == nil {
+			t.Errorf("input_schema = %+v", w.InputSchema)
+		}
+		tm := p.Tools[1].OfTool
+		if tm == nil || tm.Name != "get_time" || tm.CacheControl.Type != "ephemeral" {
+			t.Fatalf("tool 1 = %+v", tm)
+		}
+		if props, ok := tm.InputSchema.Properties.(map[string]any); !ok || len(props) != 0 {
+			t.Errorf("missing parameters gave properties %#v", tm.InputSchema.Properties)
+		}
+		tc := p.ToolChoice.OfTool
+		if tc == nil || tc.Name != "get_weather" || !tc.DisableParallelToolUse.Value {
+			t.Errorf("tool_choice = %+v", p.ToolChoice)
+		}
+	})
+	t.Run("tool_choice_required", func(t *testing.T) {
+		_, p := translateAnthropic(t, "tool_choice_required")
+		if p.ToolChoice.OfAny == nil {
+			t.Errorf("tool_choice = %+v, want any", p.ToolChoice)
+		}
+	})
+	t.Run("tool_results", func(t *testing.T) {
+		_, p := translateAnthropic(t, "tool_results")
+		if roles(p) != "user,assistant,user" {
+			t.Fatalf("roles = %s", roles(p))
+		}
+		calls := p.Messages[1].Content
+		if len(calls) != 2 || calls[0].OfToolUse == nil || calls[0].OfToolUse.ID != "toolu_01A" || calls[1].OfToolUse.Name != "get_weather" {
+			t.Fatalf("assistant blocks = %+v", calls)
+		}
+		if in, ok := calls[0].OfToolUse.Input.(map[string]any); !ok || in["city"] != "Paris" {
+			t.Errorf("tool_use input = %#v", calls[0].OfToolUse.Input)
+		}
+		results := p.Messages[2].Content
+		if len(results) != 3 || results[0].OfToolResult == nil || results[0].OfToolResult.ToolUseID != "toolu_01A" ||
+			results[1].OfToolResult == nil || results[1].OfToolResult.ToolUseID != "toolu_01B" || results[2].OfText == nil {
+			t.Fatalf("user blocks = %+v", results)
+		}
+		if c := results[1].OfToolResult.Content; len(c) != 1 || c[0].OfText == nil || c[0].OfText.Text != "22°C, sunny" {
+			t.Errorf("tool_result content = %+v", c)
+		}
+		if p.ToolChoice.OfAuto == nil {
+			t.Errorf("tool_choice = %+v, want auto", p.ToolChoice)
+		}
+	})
+	t.Run("images", func(t *testing.T) {
+		_, p := translateAnthropic(t, "images")
+		blocks := p.Messages[0].Content
+		if len(blocks) != 3 || blocks[1].OfImage == nil || blocks[2].OfImage == nil {
+			t.Fatalf("blocks = %+v", blocks)
+		}
+		b64 := blocks[1].OfImage.Source.OfBase64
+		if b64 == nil || b64.MediaType != "image/png" || !strings.HasPrefix(b64.Data, "iVBORw0KGgo") {
+			t.Errorf("base64 source = %+v", blocks[1].OfImage.Source)
+		}
+		url := blocks[2].OfImage.Source.OfURL
+		if url == nil || url.URL != "https://example.com/cat.jpg" || blocks[2].OfImage.CacheControl.Type != "ephemeral" {
+			t.Errorf("url image = %+v", blocks[2].OfImage)
+		}
+		if len(p.System) != 1 || p.System[0].CacheControl.Type != "ephemeral" {
+			t.Errorf("system = %+v", p.System)
+		}
+		if p.MaxTokens != 300 {
+			t.Errorf("max_tokens = %d", p.MaxTokens)
+		}
+	})
+	t.Run("json_schema", func(t *testing.T) {
+		_, p := translateAnthropic(t, "json_schema")
+		if len(p.Tools) != 1 || p.Tools[0].OfTool == nil || p.Tools[0].OfTool.Name != "json_tool_call" {
+			t.Fatalf("tools = %+v", p.Tools)
+		}
+		if req := p.Tools[0].OfTool.InputSchema.Required; len(req) != 2 {
+			t.Errorf("schema required = %v", req)
+		}
+		if tc := p.ToolChoice.OfTool; tc == nil || tc.Name != "json_tool_call" {
+			t.Errorf("tool_choice = %+v", p.ToolChoice)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		res, p := translateAnthropic(t, "stream")
+		if !res.Stream || !bytes.Contains(res.Body, []byte(`"stream":true`)) || p.Model != "claude-sonnet-4-5" {
+			t.Errorf("stream %v body %s", res.Stream, res.Body)
+		}
+	})
+}
+
+func TestOpenAIToAnthropic_RequestBodyTarget(t *testing.T) {
+	body := []byte(`{"model":"client-model","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}`)
+	tests := []struct {
+		name       string
+		target     transform.Target
+		wantPath   string
+		wantModel  string
+		wantMax    string
+		wantKey    bool
+		wantChoice string
+	}{
+		{"defaults", transform.Target{}, "/v1/messages", `"model":"client-model"`, `"max_tokens":4096`, false, `"tool_choice":{"type":"auto","disable_parallel_tool_use":true}`},
+		{"deployment", transform.Target{Model: "claude-x", BasePath: "/anthropic", APIKey: "k", DefaultMaxTokens: 1000}, "/anthropic/v1/messages", `"model":"claude-x"`, `"max_tokens":1000`, true, `"disable_parallel_tool_use":true`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := newAnthropicRequest(t, tt.target).RequestBody(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Path != tt.wantPath {
+				t.Errorf("path = %q", res.Path)
+			}
+			for _, want := range []string{tt.wantModel, tt.wantMax, tt.wantChoice} {
+				if !bytes.Contains(res.Body, []byte(want)) {
+					t.Errorf("body lacks %s: %s", want, res.Body)
+				}
+			}
+			hasKey := false
+			for _, h := range res.SetHeaders {
+				if h.Key == "x-api-key" {
+					hasKey = h.Value == tt.target.APIKey
+				}
+			}
+			removed := strings.Join(res.RemoveHeaders, ",")
+			if hasKey != tt.wantKey || strings.Contains(removed, "x-api-key") == tt.wantKey || !strings.Contains(removed, "authorization") {
+				t.Errorf("set %v remove %v", res.SetHeaders, res.RemoveHeaders)
+			}
+		})
+	}
+}
+
+func TestOpenAIToAnthropic_RequestBodyInvalid(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		wantParam string
+	}{
+		{"malformed JSON", `{"messages":[`, ""},
+		{"not an object", `[1,2]`, ""},
+		{"messages missing", `{"model":"m"}`, "messages"},
+		{"messages not array", `{"model":"m","messages":"hi"}`, "messages"},
+		{"only system", `{"model":"m","messages":[{"role":"system","content":"x"}]}`, "messages"},
+		{"no model", `{"messages":[{"role":"user","content":"hi"}]}`, "model"},
+		{"numeric content", `{"model":"m","messages":[{"role":"user","content":42}]}`, "messages[0].content"},
+		{"object content", `{"model":"m","messages":[{"role":"user","content":{"text":"hi"}}]}`, "messages[0].content"},
+		{"audio part", `{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`, "messages[0].content[0]"},
+		{"non-string text", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1}]}]}`, "messages[0].content[0]"},
+		{"image in system", `{"model":"m","messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]},{"role":"user","content":"hi"}]}`, "messages[0].content[0]"},
+		{"bad image url", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}]}]}`, "messages[0].content[0]"},
+		{"non-base64 data url", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]}`, "messages[0].content[0]"},
+		{"bad tool arguments", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{not json"}}]}]}`, "messages[1].tool_calls[0].function.arguments"},
+		{"array tool arguments", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}`, "messages[1].tool_calls[0].function.arguments"},
+		{"tool call without id", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"{}"}}]}]}`, "messages[1].tool_calls[0]"},
+		{"tool message without id", `{"model":"m","messages":[{"role":"tool","content":"x"}]}`, "messages[0].tool_call_id"},
+		{"unknown role", `{"model":"m","messages":[{"role":"function","content":"x"}]}`, "messages[0].role"},
+		{"n > 1", `{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`, "n"},
+		{"logprobs", `{"model":"m","logprobs":true,"messages":[{"role":"user","content":"hi"}]}`, "logprobs"},
+		{"top_logprobs", `{"model":"m","top_logprobs":3,"messages":[{"role":"user","content":"hi"}]}`, "top_logprobs"},
+		{"logit_bias", `{"model":"m","logit_bias":{"50256":-100},"messages":[{"role":"user","content":"hi"}]}`, "logit_bias"},
+		{"presence_penalty", `{"model":"m","presence_penalty":0.5,"messages":[{"role":"user","content":"hi"}]}`, "presence_penalty"},
+		{"max_tokens zero", `{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}`, "max_tokens"},
+		{"max_tokens string", `{"model":"m","max_completion_tokens":"9","messages":[{"role":"user","content":"hi"}]}`, "max_completion_tokens"},
+		{"temperature string", `{"model":"m","temperature":"hot","messages":[{"role":"user","content":"hi"}]}`, "temperature"},
+		{"stop number", `{"model":"m","stop":[1],"messages":[{"role":"user","content":"hi"}]}`, "stop"},
+		{"bad tool_choice", `{"model":"m","tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`, "tool_choice"},
+		{"hosted tool", `{"model":"m","tools":[{"type":"web_search"}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].type"},
+		{"tool without name", `{"model":"m","tools":[{"type":"function","function":{}}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].function.name"},
+		{"reserved tool name", `{"model":"m","tools":[{"type":"function","function":{"name":"json_tool_call"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].function.name"},
+		{"bad response_format", `{"model":"m","response_format":{"type":"yaml"},"messages":[{"role":"user","content":"hi"}]}`, "response_format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := newAnthropicRequest(t, transform.Target{}).RequestBody([]byte(tt.body))
+			if !errors.Is(err, transform.ErrInvalidRequest) {
+				t.Fatalf("err = %v, body %s", err, res.Body)
+			}
+			var ie *transform.InvalidRequestError
+			if !errors.As(err, &ie) || ie.Param != tt.wantParam || ie.Message == "" {
+				t.Errorf("error = %#v, want param %q", ie, tt.wantParam)
+			}
+		})
+	}
+}
+
+func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    []string
+		notWant []string
+	}{
+		{"tool_choice none", `{"model":"m","tool_choice":"none","parallel_tool_calls":false,"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tool_choice":{"type":"none"}`}, nil},
+		{"tool_choice without tools is dropped", `{"model":"m","tool_choice":"required","messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`tool_choice`, `"tools"`}},
+		{"json_object", `{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`{"name":"json_tool_call","input_schema":{"type":"object","additionalProperties":true,"properties":{}}}`, `"tool_choice":{"type":"tool","name":"json_tool_call"}`}, nil},
+		{"json mode with thinking is not forced", `{"model":"m","thinking":{"type":"enabled","budget_tokens":2048},"response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tool_choice":{"type":"auto"}`, `"thinking":{"type":"enabled","budget_tokens":2048}`}, nil},
+		{"text response_format", `{"model":"m","response_format":{"type":"text"},"messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`json_tool_call`}},
+		{"email user is not sent", `{"model":"m","user":"a@b.com","messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`metadata`}},
+		{"phone user is not sent", `{"model":"m","user":"+1 (555) 010-9999","messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`metadata`}},
+		{"consecutive users merge", `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`,
+			[]string{`"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]`}, nil},
+		{"empty assistant text with tool calls", `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":""}}]}]}`,
+			[]string{`{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}`}, nil},
+		{"pdf data url", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:application/pdf;base64,JVBERi0="}}]}]}`,
+			[]string{`{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}`}, nil},
+		{"escaped slash in data url", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image\/png;base64,ab\/c="}}]}]}`,
+			[]string{`"media_type":"image/png","data":"ab/c="`}, nil},
+		{"tool result image and empty content", `{"model":"m","messages":[{"role":"tool","tool_call_id":"t1","content":[{"type":"image_url","image_url":"https://x/y.png"}]},{"role":"tool","tool_call_id":"t2","content":[]}]}`,
+			[]string{`{"type":"tool_result","tool_use_id":"t1","content":[{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]},{"type":"tool_result","tool_use_id":"t2"}`}, nil},
+		{"null fields ignored", `{"model":"m","temperature":null,"stop":null,"tools":null,"messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`temperature`, `stop_sequences`, `tools`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := newAnthropicRequest(t, transform.Target{}).RequestBody([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !json.Valid(res.Body) {
+				t.Fatalf("invalid JSON: %s", res.Body)
+			}
+			for _, w := range tt.want {
+				if !bytes.Contains(res.Body, []byte(w)) {
+					t.Errorf("body lacks %s:\n%s", w, res.Body)
+				}
+			}
+			for _, w := range tt.notWant {
+				if bytes.Contains(res.Body, []byte(w)) {
+					t.Errorf("body has %s:\n%s", w, res.Body)
+				}
+			}
+		})
+	}
+}

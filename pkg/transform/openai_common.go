@@ -1,0 +1,167 @@
+package transform
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// classifyCode returns the special error code a provider code or message
+// implies, or "". Context-window errors matter most: routers answer them
+// with a larger-context fallback rather than a retry.
+func classifyCode(code, message string) string {
+	contextWindow := [...]string{
+		"maximum context length",
+		"context_length_exceeded",
+		"exceed context limit",
+		"exceeds the context window",
+		"string too long. expected a string with maximum length",
+		"model's maximum context limit",
+		"is longer than the model's context length",
+		"prompt is too long",
+		"prompt: length",
+	}
+	contentPolicy := [...]string{
+		"content_policy_violation",
+		"content_filter",
+		"violating our usage policy",
+		"request was rejected as a result of the safety system",
+		"content management policy",
+	}
+	text := strings.ToLower(code + " " + message)
+	for _, p := range contextWindow {
+		if strings.Contains(text, p) {
+			return CodeContextLengthExceeded
+		}
+	}
+	for _, p := range contentPolicy {
+		if strings.Contains(text, p) {
+			return CodeContentPolicy
+		}
+	}
+	return ""
+}
+
+// typeForStatus is the OpenAI error type for an HTTP status, used when the
+// provider gives no usable type.
+func typeForStatus(status int) ErrorType {
+	switch {
+	case status == http.StatusUnauthorized:
+		return ErrorTypeAuthentication
+	case status == http.StatusForbidden:
+		return ErrorTypePermission
+	case status == http.StatusNotFound:
+		return ErrorTypeNotFound
+	case status == http.StatusTooManyRequests:
+		return ErrorTypeRateLimit
+	case status == http.StatusServiceUnavailable || status == statusOverloaded:
+		return ErrorTypeOverloaded
+	case status >= 400 && status < 500:
+		return ErrorTypeInvalidRequest
+	}
+	return ErrorTypeServer
+}
+
+// statusOverloaded is the non-standard status Anthropic uses when it is
+// overloaded. OpenAI SDKs do not know it, so it is reported as 503, which
+// they retry.
+const statusOverloaded = 529
+
+// clientStatus is the status to report for a provider error status: 529
+// becomes 503, and a success status (an error carried in a 2xx body) 500.
+func clientStatus(status int) int {
+	switch {
+	case status == statusOverloaded:
+		return http.StatusServiceUnavailable
+	case status < 400 || status > 599:
+		return http.StatusInternalServerError
+	}
+	return status
+}
+
+// nonJSONError describes an error response whose body cannot be read; the
+// body itself is not shown because it may be an HTML page from a proxy.
+func nonJSONError(status int) *ProviderError {
+	s := clientStatus(status)
+	return &ProviderError{
+		Status:  s,
+		Type:    typeForStatus(s),
+		Message: "provider returned status " + strconv.Itoa(status) + " with an unreadable error body",
+	}
+}
+
+// openAIError maps an OpenAI-format error body. OpenAI-compatible servers
+// vary: the error may be an object, a bare string, or a top-level message.
+func openAIError(status int, body []byte) *ProviderError {
+	if !gjson.ValidBytes(body) {
+		return nonJSONError(status)
+	}
+	doc := gjson.Parse(string(body))
+	if !doc.IsObject() {
+		return nonJSONError(status)
+	}
+	e := &ProviderError{Status: clientStatus(status)}
+	errv := doc.Get("error")
+	switch {
+	case errv.IsObject():
+		e.Message = errv.Get("message").String()
+		e.Type = ErrorType(errv.Get("type").String())
+		e.Param = errv.Get("param").String()
+		e.Code = errv.Get("code").String()
+	case errv.Type == gjson.String:
+		e.Message = errv.Str
+	default:
+		e.Message = doc.Get("message").String()
+		if e.Message == "" {
+			e.Message = doc.Get("detail").String()
+		}
+	}
+	if e.Message == "" {
+		e.Message = "provider returned status " + strconv.Itoa(status)
+	}
+	if e.Type == "" {
+		e.Type = typeForStatus(e.Status)
+	}
+	switch classifyCode(e.Code, e.Message) {
+	case CodeContextLengthExceeded:
+		e.Code = CodeContextLengthExceeded
+		e.Type = ErrorTypeInvalidRequest
+	case CodeContentPolicy:
+		e.Code = CodeContentPolicy
+	}
+	return e
+}
+
+// appendErrorEvent appends e as an OpenAI stream error event.
+func appendErrorEvent(dst []byte, e *ProviderError) []byte {
+	dst = append(dst, `data: {"error":{"message":`...)
+	dst = appendJSONString(dst, e.Message)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, string(e.Type))
+	dst = append(dst, `,"param":`...)
+	dst = appendNullableString(dst, e.Param)
+	dst = append(dst, `,"code":`...)
+	dst = appendNullableString(dst, e.Code)
+	return append(dst, "}}\n\n"...)
+}
+
+// appendNullableString appends s as a JSON string, or null when empty.
+func appendNullableString(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, "null"...)
+	}
+	return appendJSONString(dst, s)
+}
+
+// openAIUsage reads an OpenAI usage object.
+func openAIUsage(u gjson.Result) Usage {
+	return Usage{
+		InputTokens:              u.Get("prompt_tokens").Int(),
+		OutputTokens:             u.Get("completion_tokens").Int(),
+		CachedInputTokens:        u.Get("prompt_tokens_details.cached_tokens").Int(),
+		CacheCreationInputTokens: u.Get("prompt_tokens_details.cache_write_tokens").Int(),
+		ReasoningTokens:          u.Get("completion_tokens_details.reasoning_tokens").Int(),
+	}
+}

@@ -1,0 +1,253 @@
+// Package transform translates OpenAI-format requests into provider wire
+// formats and provider responses, event streams and errors back into OpenAI
+// shapes.
+//
+// The package is pure: no I/O, no clocks, no randomness, and it depends only
+// on the standard library, gjson and sjson, so every translator can be fuzzed
+// and benchmarked alone.
+//
+// Translators are values created per request (or per attempt) and are not
+// safe for concurrent use. They never modify the byte slices they are given:
+// the upstream filter runs once per Envoy attempt over the same pristine body,
+// so translating the same input twice must give the same output.
+package transform
+
+import (
+	"errors"
+	"fmt"
+)
+
+// API names the OpenAI-format endpoint a client called.
+type API string
+
+// APIs the gateway translates.
+const (
+	APIChatCompletions API = "chat_completions"
+)
+
+// Provider names the wire format a deployment speaks.
+type Provider string
+
+// Providers with a translator.
+const (
+	// ProviderOpenAI is OpenAI and any OpenAI-compatible base URL.
+	ProviderOpenAI Provider = "openai"
+	// ProviderAnthropic is the Anthropic Messages API.
+	ProviderAnthropic Provider = "anthropic"
+)
+
+// Header is one header to set on the upstream request.
+type Header struct {
+	Key   string
+	Value string
+}
+
+// Target is what a request translator needs to know about the deployment an
+// attempt goes to.
+type Target struct {
+	// Model is the provider's model name. Empty keeps the client's model.
+	Model string
+	// BasePath is the path of the deployment's api_base, without a trailing
+	// slash ("" when the base URL has none). The provider's API path is
+	// appended to it as given: OpenAI-format providers append
+	// "/chat/completions" (api_base "https://api.openai.com/v1" → BasePath
+	// "/v1" → "/v1/chat/completions"), while Anthropic appends
+	// "/v1/messages" (api_base "https://api.anthropic.com" → BasePath "").
+	BasePath string
+	// APIKey is the provider credential. Empty sends no credential header
+	// (self-hosted servers without auth).
+	APIKey string
+	// DefaultMaxTokens is sent to providers that require max_tokens when the
+	// client gave none. Zero means the translator's own default.
+	DefaultMaxTokens int64
+	// ForceStreamUsage asks an OpenAI-format provider to report usage in
+	// streams (stream_options.include_usage) even when the client did not, so
+	// that every stream is metered. The response translator removes the extra
+	// usage chunk again (ResponseOptions.IncludeUsage).
+	ForceStreamUsage bool
+}
+
+// RequestResult is a translated request.
+type RequestResult struct {
+	// Path is the upstream :path.
+	Path string
+	// Body is the upstream body. Nil means the client's body is forwarded
+	// unchanged, so pass-through costs no copy.
+	Body []byte
+	// SetHeaders are set on the upstream request, replacing any value.
+	SetHeaders []Header
+	// RemoveHeaders are removed from the upstream request.
+	RemoveHeaders []string
+	// Stream reports whether the request asks for a streamed response.
+	Stream bool
+}
+
+// RequestTranslator turns an OpenAI-format request body into a provider
+// request.
+type RequestTranslator interface {
+	// RequestBody translates a complete client body. It returns an
+	// *InvalidRequestError for client bodies the provider cannot take.
+	RequestBody(body []byte) (RequestResult, error)
+}
+
+// ResponseOptions describe the client request a response translator answers.
+type ResponseOptions struct {
+	// Stream reports whether the client asked for a stream.
+	Stream bool
+	// IncludeUsage reports whether the client asked for the usage chunk
+	// (stream_options.include_usage). When false, a usage-only chunk is
+	// removed from the stream after its usage has been read.
+	IncludeUsage bool
+	// Created is the Unix time reported in responses whose provider gives
+	// none. Injected so translation stays deterministic.
+	Created int64
+}
+
+// Usage is token usage in OpenAI's terms: InputTokens includes cached and
+// cache-creation tokens, and OutputTokens includes reasoning tokens.
+type Usage struct {
+	InputTokens              int64
+	OutputTokens             int64
+	CachedInputTokens        int64
+	CacheCreationInputTokens int64
+	ReasoningTokens          int64
+}
+
+// TotalTokens is input plus output tokens.
+func (u Usage) TotalTokens() int64 { return u.InputTokens + u.OutputTokens }
+
+// IsZero reports whether no usage was seen.
+func (u Usage) IsZero() bool { return u == Usage{} }
+
+// ResponseResult is a translated non-stream response.
+type ResponseResult struct {
+	// Body is the OpenAI-format body. Nil means the provider's body is
+	// already OpenAI-format and is forwarded unchanged.
+	Body []byte
+	// Usage is the provider's reported usage.
+	Usage Usage
+	// Model is the model the provider says answered.
+	Model string
+}
+
+// StreamResult is the translation of one piece of an event stream.
+type StreamResult struct {
+	// Body is the OpenAI SSE bytes to emit for this piece; it may be empty
+	// while an event is incomplete. It may alias the piece passed in or a
+	// buffer the translator reuses, so it is valid only until the next
+	// StreamChunk call: emit or copy it before then.
+	Body []byte
+	// Usage is the usage seen so far in the stream (cumulative).
+	Usage Usage
+	// Model is the model the provider says answered, once known.
+	Model string
+	// Done reports that the provider's stream ended normally.
+	Done bool
+	// Err is an error the provider reported inside the stream. Body then
+	// already ends with it as an OpenAI error event, and the translator
+	// ignores anything after it.
+	Err *ProviderError
+}
+
+// ResponseTranslator turns provider responses into OpenAI-format responses.
+type ResponseTranslator interface {
+	// ResponseBody translates a complete 2xx non-stream body. It returns a
+	// *ProviderError when the body is a provider error, and an error
+	// wrapping ErrMalformedResponse when the body cannot be read.
+	ResponseBody(body []byte) (ResponseResult, error)
+	// StreamChunk translates the next piece of a 2xx event stream. Pieces
+	// may split events anywhere; final marks the last piece. It returns an
+	// error wrapping ErrMalformedResponse when an event cannot be read;
+	// Body then still holds the events translated before it, followed by an
+	// OpenAI error event, and the translator ignores the rest of the stream.
+	StreamChunk(chunk []byte, final bool) (StreamResult, error)
+	// ErrorBody turns a provider error response (any non-2xx status, or a
+	// 2xx carrying an error) into an OpenAI error.
+	ErrorBody(status int, body []byte) *ProviderError
+}
+
+// ErrorType is the OpenAI error `type`.
+type ErrorType string
+
+// OpenAI error types.
+const (
+	ErrorTypeInvalidRequest ErrorType = "invalid_request_error"
+	ErrorTypeAuthentication ErrorType = "authentication_error"
+	ErrorTypePermission     ErrorType = "permission_error"
+	ErrorTypeNotFound       ErrorType = "not_found_error"
+	ErrorTypeRateLimit      ErrorType = "rate_limit_error"
+	ErrorTypeServer         ErrorType = "server_error"
+	ErrorTypeOverloaded     ErrorType = "service_unavailable_error"
+)
+
+// Error codes that mark errors a router treats specially.
+const (
+	CodeContextLengthExceeded = "context_length_exceeded"
+	CodeContentPolicy         = "content_policy_violation"
+)
+
+// ProviderError is a provider's error in OpenAI terms.
+type ProviderError struct {
+	// Status is the HTTP status to return to the client.
+	Status  int
+	Type    ErrorType
+	Code    string
+	Param   string
+	Message string
+}
+
+func (e *ProviderError) Error() string {
+	return fmt.Sprintf("provider error %d %s: %s", e.Status, e.Type, e.Message)
+}
+
+// ErrInvalidRequest marks client bodies a translator rejects; safe to show
+// to the client.
+var ErrInvalidRequest = errors.New("invalid request")
+
+// InvalidRequestError is a client body a translator cannot take. Message is
+// safe to show to the client.
+type InvalidRequestError struct {
+	Param   string
+	Message string
+}
+
+func (e *InvalidRequestError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrInvalidRequest) true.
+func (e *InvalidRequestError) Is(target error) bool { return target == ErrInvalidRequest }
+
+func invalidf(param, format string, args ...any) error {
+	return &InvalidRequestError{Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrMalformedResponse marks provider responses a translator cannot read:
+// an upstream fault, not the client's.
+var ErrMalformedResponse = errors.New("malformed provider response")
+
+// ErrUnsupported is returned by the constructors for an (API, provider) pair
+// with no translator.
+var ErrUnsupported = errors.New("no translator for this api and provider")
+
+// NewRequestTranslator returns the request translator for an API and
+// provider.
+func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, error) {
+	switch {
+	case api == APIChatCompletions && p == ProviderOpenAI:
+		return &openAIToOpenAIRequest{target: t}, nil
+	case api == APIChatCompletions && p == ProviderAnthropic:
+		return &openAIToAnthropicRequest{target: t}, nil
+	}
+	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, api, p)
+}
+
+// NewResponseTranslator returns the response translator for an API and
+// provider.
+func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTranslator, error) {
+	switch {
+	case api == APIChatCompletions && p == ProviderOpenAI:
+		return &openAIToOpenAIResponse{opts: o}, nil
+	case api == APIChatCompletions && p == ProviderAnthropic:
+		return &openAIToAnthropicResponse{opts: o}, nil
+	}
+	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, api, p)
+}
