@@ -48,7 +48,10 @@ func TestLoad_EmbeddedDefault(t *testing.T) {
 
 func TestLoad_ExampleConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*/tollgate*.yaml")
-	env := envOf(map[string]string{"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "TOLLGATE_MASTER_KEY": "sk-m"})
+	if len(files) == 0 {
+		t.Fatal("no example configs found")
+	}
+	env := envOf(map[string]string{"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "TOLLGATE_MASTER_KEY": "sk-m", "TOLLGATE_TEAM_A_KEY": "sk-a"})
 	for _, f := range files {
 		t.Run(filepath.Base(filepath.Dir(f)), func(t *testing.T) {
 			if _, err := Load(f, env); err != nil {
