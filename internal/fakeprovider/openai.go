@@ -26,7 +26,7 @@ var openAIRoleTypes = map[string]reflect.Type{
 	"assistant": reflect.TypeFor[openai.ChatCompletionAssistantMessageParam](),
 	"tool":      reflect.TypeFor[openai.ChatCompletionToolMessageParam](),
 	//lint:ignore SA1019 the API still accepts the deprecated "function" role.
-	"function":  reflect.TypeFor[openai.ChatCompletionFunctionMessageParam](),
+	"function": reflect.TypeFor[openai.ChatCompletionFunctionMessageParam](),
 }
 
 // openAIPartTypes lists the content part types each role accepts.

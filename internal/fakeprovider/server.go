@@ -19,6 +19,7 @@
 package fakeprovider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -452,13 +453,16 @@ func (e sseEvent) bytes() []byte {
 var nullJSON = json.RawMessage("null")
 
 // mustJSON marshals values built from this package's own wire types, which
-// cannot fail.
+// cannot fail. HTML escaping is off because providers send <, > and &
+// literally.
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(fmt.Sprintf("fakeprovider: marshal %T: %v", v, err))
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // jsonKeys returns the JSON field names of an SDK param struct, which define
