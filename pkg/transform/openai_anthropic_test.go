@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/openai/openai-go/v3"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -384,6 +385,366 @@ func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
 				if bytes.Contains(res.Body, []byte(w)) {
 					t.Errorf("body has %s:\n%s", w, res.Body)
 				}
+			}
+		})
+	}
+}
+
+// TestOpenAIToAnthropic_ResponseBodyGolden translates every response
+// fixture, compares it with its golden file and checks that the OpenAI SDK
+// reads it.
+func TestOpenAIToAnthropic_ResponseBodyGolden(t *testing.T) {
+	for _, name := range fixtures(t, "anthropic", "response") {
+		t.Run(name, func(t *testing.T) {
+			in := readFile(t, filepath.Join("testdata", "anthropic", name+".response.json"))
+			res, err := newAnthropicResponse(t, transform.ResponseOptions{Created: created}).ResponseBody(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("testdata", "anthropic", name+".response.golden.json"), indentJSON(t, res.Body))
+			var c openai.ChatCompletion
+			if err := json.Unmarshal(res.Body, &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Object != "chat.completion" || c.Created != created || len(c.Choices) != 1 || c.Model != res.Model {
+				t.Errorf("completion = %+v", c)
+			}
+		})
+	}
+}
+
+func translateResponse(t *testing.T, name string) (transform.ResponseResult, openai.ChatCompletion) {
+	t.Helper()
+	in := readFile(t, filepath.Join("testdata", "anthropic", name+".response.json"))
+	res, err := newAnthropicResponse(t, transform.ResponseOptions{Created: created}).ResponseBody(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c openai.ChatCompletion
+	if err := json.Unmarshal(res.Body, &c); err != nil {
+		t.Fatal(err)
+	}
+	return res, c
+}
+
+func TestOpenAIToAnthropic_ResponseBodyFields(t *testing.T) {
+	t.Run("text", func(t *testing.T) {
+		res, c := translateResponse(t, "text")
+		m := c.Choices[0].Message
+		if m.Content != "La capitale de l'Italie est \"Rome\".\nBonne journée !" || c.Choices[0].FinishReason != "stop" || c.ID != "msg_01XFDUDYJgAACzvnptvVoYEL" {
+			t.Errorf("content %q finish %q id %q", m.Content, c.Choices[0].FinishReason, c.ID)
+		}
+		if c.Usage.PromptTokens != 4221 || c.Usage.CompletionTokens != 14 || c.Usage.TotalTokens != 4235 ||
+			c.Usage.PromptTokensDetails.CachedTokens != 3000 || c.Usage.PromptTokensDetails.CacheWriteTokens != 1200 {
+			t.Errorf("usage = %+v", c.Usage)
+		}
+		want := transform.Usage{InputTokens: 4221, OutputTokens: 14, CachedInputTokens: 3000, CacheCreationInputTokens: 1200}
+		if res.Usage != want || res.Model != "claude-sonnet-4-5-20250929" {
+			t.Errorf("result usage %+v model %q", res.Usage, res.Model)
+		}
+	})
+	t.Run("tool_use", func(t *testing.T) {
+		_, c := translateResponse(t, "tool_use")
+		ch := c.Choices[0]
+		if ch.FinishReason != "tool_calls" || ch.Message.Content != "I'll check both cities." || len(ch.Message.ToolCalls) != 2 {
+			t.Fatalf("choice = %+v", ch)
+		}
+		tc := ch.Message.ToolCalls[1]
+		if tc.ID != "toolu_01B19q90qw90lq917835lq9" || tc.Type != "function" || tc.Function.Name != "get_weather" {
+			t.Errorf("tool call = %+v", tc)
+		}
+		if tc.Function.Arguments != `{"city":"Tokyo \"JP\"","nested":{"a":[1,2,{"b":null}]}}` {
+			t.Errorf("arguments = %s", tc.Function.Arguments)
+		}
+	})
+	t.Run("json_schema unwrapped", func(t *testing.T) {
+		_, c := translateResponse(t, "json_schema")
+		ch := c.Choices[0]
+		if ch.Message.Content != `{"name":"Alice","age":30}` || ch.FinishReason != "stop" || len(ch.Message.ToolCalls) != 0 {
+			t.Errorf("choice = %+v", ch)
+		}
+	})
+	t.Run("thinking", func(t *testing.T) {
+		res, c := translateResponse(t, "thinking")
+		if c.Choices[0].Message.Content != "27 × 453 = 12,231." {
+			t.Errorf("content = %q", c.Choices[0].Message.Content)
+		}
+		var raw struct {
+			Choices []struct {
+				Message struct {
+					ReasoningContent string `json:"reasoning_content"`
+				} `json:"message"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(res.Body, &raw); err != nil || raw.Choices[0].Message.ReasoningContent != "27 * 453: 27*400=10800, 27*53=1431, total 12231." {
+			t.Errorf("reasoning_content = %+v %v", raw, err)
+		}
+	})
+	t.Run("max_tokens", func(t *testing.T) {
+		_, c := translateResponse(t, "max_tokens")
+		if c.Choices[0].FinishReason != "length" {
+			t.Errorf("finish = %q", c.Choices[0].FinishReason)
+		}
+	})
+}
+
+func TestOpenAIToAnthropic_ResponseBodyBad(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int // 0: malformed
+	}{
+		{"not JSON", `<html>`, 0},
+		{"not a message", `{"type":"completion"}`, 0},
+		{"error in 2xx", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := newAnthropicResponse(t, transform.ResponseOptions{}).ResponseBody([]byte(tt.body))
+			var pe *transform.ProviderError
+			switch {
+			case tt.wantStatus == 0 && !errors.Is(err, transform.ErrMalformedResponse):
+				t.Errorf("err = %v, want malformed", err)
+			case tt.wantStatus != 0 && (!errors.As(err, &pe) || pe.Status != tt.wantStatus):
+				t.Errorf("err = %v, want status %d", err, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// TestOpenAIToAnthropic_StreamChunkGolden replays every stream fixture with
+// and without the usage chunk, as recorded, whole, byte by byte and split
+// at every position, and expects the same output each time.
+func TestOpenAIToAnthropic_StreamChunkGolden(t *testing.T) {
+	for _, name := range fixtures(t, "anthropic", "stream") {
+		for _, includeUsage := range []bool{false, true} {
+			golden := name + ".stream.golden.sse"
+			if includeUsage {
+				golden = name + ".stream.usage.golden.sse"
+			}
+			t.Run(golden, func(t *testing.T) {
+				pieces := streamPieces(t, filepath.Join("testdata", "anthropic", name+".stream.json"))
+				opts := transform.ResponseOptions{Stream: true, IncludeUsage: includeUsage, Created: created}
+				want, last := runStream(t, newAnthropicResponse(t, opts), pieces)
+				checkGolden(t, filepath.Join("testdata", "anthropic", golden), want)
+				checkChunks(t, want)
+
+				whole := bytes.Join(pieces, nil)
+				replays := map[string][][][]byte{"whole": {{whole}}, "split": splitEverywhere(whole)}
+				var bytewise [][]byte
+				for i := range whole {
+					bytewise = append(bytewise, whole[i:i+1])
+				}
+				replays["byte by byte"] = [][][]byte{bytewise}
+				for how, runs := range replays {
+					for _, run := range runs {
+						got, gotLast := runStream(t, newAnthropicResponse(t, opts), run)
+						if !bytes.Equal(got, want) || gotLast.Usage != last.Usage || gotLast.Done != last.Done {
+							t.Fatalf("%s replay differs:\n got: %s\nwant: %s", how, got, want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// checkChunks checks that every event of a translated stream is a chunk
+// the OpenAI SDK reads (or an error event), and that [DONE] ends it.
+func checkChunks(t *testing.T, stream []byte) {
+	t.Helper()
+	lines := sseDataLines(stream)
+	for i, d := range lines {
+		if d == "[DONE]" {
+			if i != len(lines)-1 {
+				t.Errorf("[DONE] is not last")
+			}
+			continue
+		}
+		if strings.HasPrefix(d, `{"error"`) {
+			if !json.Valid([]byte(d)) {
+				t.Errorf("invalid error event %s", d)
+			}
+			continue
+		}
+		var c openai.ChatCompletionChunk
+		if err := json.Unmarshal([]byte(d), &c); err != nil {
+			t.Fatalf("chunk %s: %v", d, err)
+		}
+		if c.Object != "chat.completion.chunk" || c.Created != created || c.ID == "" || c.Model == "" {
+			t.Errorf("chunk header %s", d)
+		}
+	}
+}
+
+// streamChunks translates a stream fixture and decodes its chunks.
+func streamChunks(t *testing.T, name string, includeUsage bool) ([]openai.ChatCompletionChunk, transform.StreamResult) {
+	t.Helper()
+	pieces := streamPieces(t, filepath.Join("testdata", "anthropic", name+".stream.json"))
+	out, last := runStream(t, newAnthropicResponse(t, transform.ResponseOptions{Stream: true, IncludeUsage: includeUsage, Created: created}), pieces)
+	var chunks []openai.ChatCompletionChunk
+	for _, d := range sseDataLines(out) {
+		if d == "[DONE]" || strings.HasPrefix(d, `{"error"`) {
+			continue
+		}
+		var c openai.ChatCompletionChunk
+		if err := json.Unmarshal([]byte(d), &c); err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c)
+	}
+	return chunks, last
+}
+
+func TestOpenAIToAnthropic_StreamChunkFields(t *testing.T) {
+	t.Run("text", func(t *testing.T) {
+		chunks, last := streamChunks(t, "text", false)
+		var content strings.Builder
+		for _, c := range chunks {
+			if len(c.Choices) == 0 {
+				t.Fatal("usage chunk sent though the client did not ask")
+			}
+			content.WriteString(c.Choices[0].Delta.Content)
+		}
+		if chunks[0].Choices[0].Delta.Role != "assistant" || content.String() != "One, two, \"three\".\nDone ✓" {
+			t.Errorf("role %q content %q", chunks[0].Choices[0].Delta.Role, content.String())
+		}
+		if f := chunks[len(chunks)-1].Choices[0].FinishReason; f != "stop" {
+			t.Errorf("finish = %q", f)
+		}
+		want := transform.Usage{InputTokens: 145, OutputTokens: 15, CachedInputTokens: 100, CacheCreationInputTokens: 20}
+		if last.Usage != want || !last.Done || last.Model != "claude-sonnet-4-5-20250929" {
+			t.Errorf("usage %+v done %v model %q", last.Usage, last.Done, last.Model)
+		}
+	})
+	t.Run("text with usage chunk", func(t *testing.T) {
+		chunks, _ := streamChunks(t, "text", true)
+		u := chunks[len(chunks)-1]
+		if len(u.Choices) != 0 || u.Usage.PromptTokens != 145 || u.Usage.CompletionTokens != 15 || u.Usage.PromptTokensDetails.CachedTokens != 100 {
+			t.Errorf("usage chunk = %+v", u)
+		}
+	})
+	t.Run("tool_use", func(t *testing.T) {
+		chunks, _ := streamChunks(t, "tool_use", false)
+		type call struct{ id, name, args string }
+		var calls []call
+		for _, c := range chunks {
+			for _, tc := range c.Choices[0].Delta.ToolCalls {
+				for int(tc.Index) >= len(calls) {
+					calls = append(calls, call{})
+				}
+				cl := &calls[tc.Index]
+				if tc.ID != "" {
+					cl.id, cl.name = tc.ID, tc.Function.Name
+				}
+				cl.args += tc.Function.Arguments
+			}
+		}
+		want := []call{{"toolu_01Paris", "get_weather", `{"city": "Paris"}`}, {"toolu_01Tokyo", "get_weather", `{"city":"Tokyo"}`}}
+		if len(calls) != 2 || calls[0] != want[0] || calls[1] != want[1] {
+			t.Errorf("calls = %+v", calls)
+		}
+		if f := chunks[len(chunks)-1].Choices[0].FinishReason; f != "tool_calls" {
+			t.Errorf("finish = %q", f)
+		}
+	})
+	t.Run("json_schema unwrapped", func(t *testing.T) {
+		chunks, _ := streamChunks(t, "json_schema", false)
+		var content strings.Builder
+		for _, c := range chunks {
+			if len(c.Choices[0].Delta.ToolCalls) > 0 {
+				t.Fatal("json tool call leaked")
+			}
+			content.WriteString(c.Choices[0].Delta.Content)
+		}
+		if content.String() != `{"name": "Alice", "age": 30}` || chunks[len(chunks)-1].Choices[0].FinishReason != "stop" {
+			t.Errorf("content %q", content.String())
+		}
+	})
+	t.Run("thinking", func(t *testing.T) {
+		pieces := streamPieces(t, filepath.Join("testdata", "anthropic", "thinking.stream.json"))
+		out, _ := runStream(t, newAnthropicResponse(t, transform.ResponseOptions{Stream: true, Created: created}), pieces)
+		var reasoning, content strings.Builder
+		for _, d := range sseDataLines(out) {
+			var c struct {
+				Choices []struct {
+					Delta struct {
+						Content          string `json:"content"`
+						ReasoningContent string `json:"reasoning_content"`
+					} `json:"delta"`
+				} `json:"choices"`
+			}
+			if d != "[DONE]" && json.Unmarshal([]byte(d), &c) == nil && len(c.Choices) > 0 {
+				reasoning.WriteString(c.Choices[0].Delta.ReasoningContent)
+				content.WriteString(c.Choices[0].Delta.Content)
+			}
+		}
+		if reasoning.String() != "27 * 453: 27*400=10800, 27*53=1431, total 12231." || content.String() != "27 × 453 = 12,231." {
+			t.Errorf("reasoning %q content %q", reasoning.String(), content.String())
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		pieces := streamPieces(t, filepath.Join("testdata", "anthropic", "error.stream.json"))
+		out, last := runStream(t, newAnthropicResponse(t, transform.ResponseOptions{Stream: true, Created: created}), pieces)
+		lines := sseDataLines(out)
+		if lines[len(lines)-1] != `{"error":{"message":"Overloaded","type":"service_unavailable_error","param":null,"code":null}}` {
+			t.Errorf("last event %s", lines[len(lines)-1])
+		}
+		if bytes.Contains(out, []byte("never sent")) || bytes.Contains(out, []byte("[DONE]")) || last.Done {
+			t.Errorf("stream went on after the error: %s", out)
+		}
+		if last.Err == nil || last.Err.Status != 503 || last.Err.Type != transform.ErrorTypeOverloaded {
+			t.Errorf("Err = %+v", last.Err)
+		}
+	})
+}
+
+func TestOpenAIToAnthropic_StreamChunkMalformed(t *testing.T) {
+	tr := newAnthropicResponse(t, transform.ResponseOptions{Stream: true})
+	res, err := tr.StreamChunk([]byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\n\n"), false)
+	if !errors.Is(err, transform.ErrMalformedResponse) {
+		t.Fatalf("err = %v", err)
+	}
+	lines := sseDataLines(res.Body)
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `{"error":{`) || !json.Valid([]byte(lines[0])) {
+		t.Errorf("body = %q", res.Body)
+	}
+	res, err = tr.StreamChunk([]byte("data: {\"type\":\"message_stop\"}\n\n"), true)
+	if err != nil || len(res.Body) != 0 {
+		t.Errorf("input after the failure was translated: %q %v", res.Body, err)
+	}
+}
+
+func TestOpenAIToAnthropic_ErrorBody(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		wantType   transform.ErrorType
+		wantCode   string
+		wantMsg    string
+	}{
+		{"invalid request", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}`, 400, transform.ErrorTypeInvalidRequest, "", "messages: roles must alternate"},
+		{"prompt too long", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}`, 400, transform.ErrorTypeInvalidRequest, transform.CodeContextLengthExceeded, "prompt is too long: 210000 tokens > 200000 maximum"},
+		{"authentication", 401, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`, 401, transform.ErrorTypeAuthentication, "", "invalid x-api-key"},
+		{"permission", 403, `{"type":"error","error":{"type":"permission_error","message":"no access"}}`, 403, transform.ErrorTypePermission, "", "no access"},
+		{"not found", 404, `{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}`, 404, transform.ErrorTypeNotFound, "", "model: claude-x"},
+		{"too large", 413, `{"type":"error","error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."}}`, 413, transform.ErrorTypeInvalidRequest, "", "Request exceeds the maximum allowed number of bytes."},
+		{"rate limit", 429, `{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}`, 429, transform.ErrorTypeRateLimit, "", "Number of request tokens has exceeded your per-minute rate limit"},
+		{"api error", 500, `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`, 500, transform.ErrorTypeServer, "", "Internal server error"},
+		{"overloaded 529", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, 503, transform.ErrorTypeOverloaded, "", "Overloaded"},
+		{"unknown type by status", 418, `{"type":"error","error":{"type":"teapot_error","message":"short and stout"}}`, 418, transform.ErrorTypeInvalidRequest, "", "short and stout"},
+		{"non-JSON", 502, `<html><body>502 Bad Gateway</body></html>`, 502, transform.ErrorTypeServer, "", "provider returned status 502 with an unreadable error body"},
+		{"non-JSON 529", 529, `overloaded`, 503, transform.ErrorTypeOverloaded, "", "provider returned status 529 with an unreadable error body"},
+		{"OpenAI-shaped from a proxy", 401, `{"error":"unauthorized"}`, 401, transform.ErrorTypeAuthentication, "", "unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := newAnthropicResponse(t, transform.ResponseOptions{}).ErrorBody(tt.status, []byte(tt.body))
+			want := transform.ProviderError{Status: tt.wantStatus, Type: tt.wantType, Code: tt.wantCode, Message: tt.wantMsg}
+			if *got != want {
+				t.Errorf("got %+v\nwant %+v", *got, want)
 			}
 		})
 	}
