@@ -94,7 +94,7 @@ func (c Comparison) WriteText(w io.Writer) {
 	c.Target.WriteText(w)
 	fmt.Fprintln(w, "== target above floor")
 	if c.Floor.Server != nil && c.Target.Server != nil {
-		fmt.Fprintf(w, "cpu:       +%.1f µs/request (floor %.1f, target %.1f)\n",
+		fmt.Fprintf(w, "cpu:       %+.1f µs/request (floor %.1f, target %.1f)\n",
 			c.CPUAboveFloorUS, c.Floor.Server.CPUPerRequestUS, c.Target.Server.CPUPerRequestUS)
 		fmt.Fprintf(w, "rss peak:  %+d KiB\n", c.RSSPeakDeltaK)
 	}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,21 +38,22 @@ func main() {
 	maxRecv := flag.Int("max-recv-bytes", 64<<20, "gRPC max receive message size; Envoy sends BUFFERED bodies whole, so the 4 MiB default is too small")
 	grace := flag.Duration("grace", 5*time.Second, "how long open streams may run after SIGTERM before they are cut")
 	pprofAddr := flag.String("pprof", "", "if set, serve net/http/pprof on this loopback address")
+	streamSSE := flag.Bool("stream-sse", false, "switch text/event-stream response bodies to STREAMED with mode_override, as Tollgate does, so the floor sees the same chunked sequence as the target")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(*addr, *maxRecv, *grace, *pprofAddr, log); err != nil {
+	if err := run(*addr, noop{streamSSE: *streamSSE}, *maxRecv, *grace, *pprofAddr, log); err != nil {
 		log.Error("noop server failed", "error", err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(addr string, maxRecv int, grace time.Duration, pprofAddr string, log *slog.Logger) error {
+func run(addr string, handler noop, maxRecv int, grace time.Duration, pprofAddr string, log *slog.Logger) error {
 	lis, err := listen(addr)
 	if err != nil {
 		return err
 	}
-	srv := newServer(maxRecv)
+	srv := newServer(handler, maxRecv)
 
 	if pprofAddr != "" {
 		pl, err := net.Listen("tcp", pprofAddr)
@@ -99,21 +101,23 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func newServer(maxRecv int) *grpc.Server {
+func newServer(handler noop, maxRecv int) *grpc.Server {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxRecv))
-	extprocv3.RegisterExternalProcessorServer(srv, noop{})
+	extprocv3.RegisterExternalProcessorServer(srv, handler)
 	return srv
 }
 
 // noop implements ExternalProcessorServer with empty replies.
 type noop struct {
 	extprocv3.UnimplementedExternalProcessorServer
+	// streamSSE switches SSE response bodies to STREAMED; see -stream-sse.
+	streamSSE bool
 }
 
 var _ extprocv3.ExternalProcessorServer = noop{}
 
 // Process answers each message with an empty reply of the same oneof case.
-func (noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+func (n noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -123,7 +127,7 @@ func (noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 			}
 			return err
 		}
-		resp, err := reply(req)
+		resp, err := n.reply(req)
 		if err != nil {
 			return err
 		}
@@ -133,9 +137,9 @@ func (noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	}
 }
 
-func reply(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+func (n noop) reply(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	resp := &extprocv3.ProcessingResponse{}
-	switch req.Request.(type) {
+	switch r := req.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		resp.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}
 	case *extprocv3.ProcessingRequest_RequestBody:
@@ -144,6 +148,13 @@ func reply(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, err
 		resp.Response = &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}
+		if n.streamSSE && isSSE(r.ResponseHeaders) {
+			// Body modes in an override are literal, so both are set.
+			resp.ModeOverride = &filterv3.ProcessingMode{
+				RequestBodyMode:  filterv3.ProcessingMode_BUFFERED,
+				ResponseBodyMode: filterv3.ProcessingMode_STREAMED,
+			}
+		}
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		resp.Response = &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
@@ -152,4 +163,13 @@ func reply(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, err
 		return nil, status.Errorf(codes.InvalidArgument, "unknown request kind %T", req.Request)
 	}
 	return resp, nil
+}
+
+func isSSE(h *extprocv3.HttpHeaders) bool {
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.GetKey() == "content-type" {
+			return strings.HasPrefix(string(hv.GetRawValue()), "text/event-stream")
+		}
+	}
+	return false
 }

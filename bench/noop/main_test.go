@@ -16,7 +16,7 @@ func start(t *testing.T, network, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(64 << 20)
+	srv := newServer(noop{streamSSE: true}, 64<<20)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	if network == "unix" {
