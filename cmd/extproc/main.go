@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies})
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
-	msgLimit := int(rt.Server.MaxRequestBodyBytes) + 1<<20
+	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(msgLimit),
 		grpc.MaxSendMsgSize(msgLimit),

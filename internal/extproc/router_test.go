@@ -245,7 +245,9 @@ func TestRouter_AnthropicErrorTranslated(t *testing.T) {
 	if set[":status"] != "503" {
 		t.Errorf(":status = %q, want 503", set[":status"])
 	}
-	var e struct{ Error struct{ Type, Message string } }
+	var e struct {
+		Error struct{ Type, Message string }
+	}
 	if err := json.Unmarshal(rb.GetBodyMutation().GetBody(), &e); err != nil || e.Error.Message != "Overloaded" {
 		t.Errorf("error body %s (%v)", rb.GetBodyMutation().GetBody(), err)
 	}
@@ -258,7 +260,9 @@ func TestRouter_EnvoyLocalReplyGetsOpenAIShape(t *testing.T) {
 		respHeaders(nil, ":status", "503", "content-type", "text/plain"),
 		respBody("no healthy upstream", true))
 	rb := out[3].GetResponseBody().GetResponse()
-	var e struct{ Error struct{ Type, Message string } }
+	var e struct {
+		Error struct{ Type, Message string }
+	}
 	if err := json.Unmarshal(rb.GetBodyMutation().GetBody(), &e); err != nil {
 		t.Fatal(err)
 	}

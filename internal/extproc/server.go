@@ -122,3 +122,12 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// MessageLimit is the gRPC message size the server must accept for a
+// request body limit. Envoy sends whole BUFFERED bodies up to its own buffer
+// limit, which is often larger; the gRPC cap sits well above the body limit
+// so that Tollgate answers an oversized body with an OpenAI-shaped 413
+// instead of a broken stream (which Envoy turns into a bare 500).
+func MessageLimit(bodyLimit int64) int {
+	return int(max(4*bodyLimit, 64<<20))
+}
