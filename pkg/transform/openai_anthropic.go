@@ -33,8 +33,9 @@ func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, erro
 	if !gjson.ValidBytes(body) {
 		return RequestResult{}, invalidf("", "request body is not valid JSON")
 	}
-	// One copy of the body; every gjson result below is a substring of it.
-	doc := gjson.Parse(string(body))
+	// Every gjson result below is a substring of this view of the body;
+	// none outlives the call (the output is a copy).
+	doc := gjson.Parse(stringView(body))
 	if !doc.IsObject() {
 		return RequestResult{}, invalidf("", "request body must be a JSON object")
 	}
@@ -299,20 +300,67 @@ func appendCacheControl(out []byte, cc gjson.Result) []byte {
 	return append(out, '}')
 }
 
+// chatMessage holds the fields of a chat message, read in one scan: gjson
+// lookups rescan the object each time, which dominated translation cost.
+type chatMessage struct {
+	role, content, toolCalls, toolCallID, cacheControl gjson.Result
+}
+
+func (m *chatMessage) read(v gjson.Result) {
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			m.role = v
+		case "content":
+			m.content = v
+		case "tool_calls":
+			m.toolCalls = v
+		case "tool_call_id":
+			m.toolCallID = v
+		case "cache_control":
+			m.cacheControl = v
+		}
+		return true
+	})
+}
+
+// contentPart holds the fields of a content part, read in one scan.
+type contentPart struct {
+	typ, text, imageURL, cacheControl gjson.Result
+}
+
+func (p *contentPart) read(v gjson.Result) {
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			p.typ = v
+		case "text":
+			p.text = v
+		case "image_url":
+			p.imageURL = v
+		case "cache_control":
+			p.cacheControl = v
+		}
+		return true
+	})
+}
+
 // messages writes the conversation. Tool results become user blocks, and
 // consecutive messages of one Anthropic role are merged into one message.
 func (b *anthropicRequestBuilder) messages(msgs gjson.Result) error {
 	b.out = append(b.out, `,"messages":[`...)
 	var err error
-	msgs.ForEach(func(i, m gjson.Result) bool {
-		switch role := m.Get("role").Str; role {
+	msgs.ForEach(func(i, v gjson.Result) bool {
+		var m chatMessage
+		m.read(v)
+		switch role := m.role.Str; role {
 		case "system", "developer":
 		case "user":
-			err = b.userContent(i, m.Get("content"), m.Get("cache_control"))
+			err = b.userContent(i, m.content, m.cacheControl)
 		case "assistant":
-			err = b.assistant(i, m)
+			err = b.assistant(i, &m)
 		case "tool":
-			err = b.toolResult(i, m)
+			err = b.toolResult(i, &m)
 		default:
 			err = invalidf(fmt.Sprintf("messages[%d].role", i.Int()), "role %q is not supported by anthropic models", role)
 		}
@@ -374,22 +422,23 @@ func (b *anthropicRequestBuilder) userContent(i, content, cacheControl gjson.Res
 	return invalidf(contentParam(i), "content must be a string or an array of content parts")
 }
 
-func (b *anthropicRequestBuilder) userPart(i, j, part gjson.Result) error {
-	switch typ := part.Get("type").Str; typ {
+func (b *anthropicRequestBuilder) userPart(i, j, v gjson.Result) error {
+	var part contentPart
+	part.read(v)
+	switch typ := part.typ.Str; typ {
 	case "text":
-		text := part.Get("text")
-		if text.Type != gjson.String {
+		if part.text.Type != gjson.String {
 			return invalidf(partParam(i, j), "text parts must have a string text")
 		}
-		if text.Str != "" {
+		if part.text.Str != "" {
 			b.block("user")
-			b.out = appendTextBlock(b.out, text.Raw, part.Get("cache_control"))
+			b.out = appendTextBlock(b.out, part.text.Raw, part.cacheControl)
 		}
 		return nil
 	case "image_url":
-		url := part.Get("image_url.url")
-		if !url.Exists() {
-			url = part.Get("image_url")
+		url := part.imageURL
+		if url.IsObject() {
+			url = url.Get("url")
 		}
 		if url.Type != gjson.String {
 			return invalidf(partParam(i, j), "image_url parts must have a string url")
@@ -399,7 +448,7 @@ func (b *anthropicRequestBuilder) userPart(i, j, part gjson.Result) error {
 		if b.out, err = appendImage(b.out, url.Str, partParam(i, j)); err != nil {
 			return err
 		}
-		b.out = appendCacheControl(b.out, part.Get("cache_control"))
+		b.out = appendCacheControl(b.out, part.cacheControl)
 		return nil
 	default:
 		return invalidf(partParam(i, j), "content part type %q is not supported by anthropic models", typ)
@@ -436,28 +485,29 @@ func appendImage(out []byte, url, param string) ([]byte, error) {
 
 // assistant writes an assistant message: text, then tool calls as tool_use
 // blocks.
-func (b *anthropicRequestBuilder) assistant(i, m gjson.Result) error {
-	content := m.Get("content")
+func (b *anthropicRequestBuilder) assistant(i gjson.Result, m *chatMessage) error {
+	content := m.content
 	switch {
 	case !content.Exists() || content.Type == gjson.Null:
 	case content.Type == gjson.String:
 		if content.Str != "" {
 			b.block("assistant")
-			b.out = appendTextBlock(b.out, content.Raw, m.Get("cache_control"))
+			b.out = appendTextBlock(b.out, content.Raw, m.cacheControl)
 		}
 	case content.IsArray():
 		var err error
-		content.ForEach(func(j, part gjson.Result) bool {
-			text := part.Get("text")
-			switch part.Get("type").Str {
+		content.ForEach(func(j, v gjson.Result) bool {
+			var part contentPart
+			part.read(v)
+			switch part.typ.Str {
 			case "text":
-				if text.Type != gjson.String {
+				if part.text.Type != gjson.String {
 					err = invalidf(partParam(i, j), "text parts must have a string text")
 					return false
 				}
-				if text.Str != "" {
+				if part.text.Str != "" {
 					b.block("assistant")
-					b.out = appendTextBlock(b.out, text.Raw, part.Get("cache_control"))
+					b.out = appendTextBlock(b.out, part.text.Raw, part.cacheControl)
 				}
 			case "refusal":
 				// A refusal is the model's own output; it has no
@@ -474,7 +524,7 @@ func (b *anthropicRequestBuilder) assistant(i, m gjson.Result) error {
 		return invalidf(contentParam(i), "content must be a string or an array of content parts")
 	}
 
-	calls := m.Get("tool_calls")
+	calls := m.toolCalls
 	if !calls.Exists() || calls.Type == gjson.Null {
 		return nil
 	}
@@ -521,15 +571,15 @@ func (b *anthropicRequestBuilder) toolUse(i, j, c gjson.Result) error {
 }
 
 // toolResult writes a tool message as a tool_result block in a user turn.
-func (b *anthropicRequestBuilder) toolResult(i, m gjson.Result) error {
-	id := m.Get("tool_call_id")
+func (b *anthropicRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error {
+	id := m.toolCallID
 	if id.Type != gjson.String {
 		return invalidf(fmt.Sprintf("messages[%d].tool_call_id", i.Int()), "tool messages must have a string tool_call_id")
 	}
 	b.block("user")
 	b.out = append(b.out, `{"type":"tool_result","tool_use_id":`...)
 	b.out = append(b.out, id.Raw...)
-	content := m.Get("content")
+	content := m.content
 	switch {
 	case !content.Exists() || content.Type == gjson.Null:
 	case content.Type == gjson.String:
@@ -558,7 +608,7 @@ func (b *anthropicRequestBuilder) toolResult(i, m gjson.Result) error {
 	default:
 		return invalidf(contentParam(i), "content must be a string or an array of content parts")
 	}
-	b.out = appendCacheControl(b.out, m.Get("cache_control"))
+	b.out = appendCacheControl(b.out, m.cacheControl)
 	return nil
 }
 
@@ -630,13 +680,39 @@ func (b *anthropicRequestBuilder) tools(f *chatFields) error {
 	return nil
 }
 
-func (b *anthropicRequestBuilder) tool(i, tool gjson.Result, n int) error {
+func (b *anthropicRequestBuilder) tool(i, v gjson.Result, n int) error {
 	param := fmt.Sprintf("tools[%d]", i.Int())
-	if typ := tool.Get("type").Str; typ != "function" && typ != "" {
-		return invalidf(param+".type", "tool type %q is not supported by anthropic models", typ)
+	var typ, fn, cc gjson.Result
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			typ = v
+		case "function":
+			fn = v
+		case "cache_control":
+			cc = v
+		}
+		return true
+	})
+	if typ.Str != "function" && typ.Str != "" {
+		return invalidf(param+".type", "tool type %q is not supported by anthropic models", typ.Str)
 	}
-	fn := tool.Get("function")
-	name := fn.Get("name")
+	var name, desc, params gjson.Result
+	fn.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "name":
+			name = v
+		case "description":
+			desc = v
+		case "parameters":
+			params = v
+		case "cache_control":
+			if !cc.Exists() {
+				cc = v
+			}
+		}
+		return true
+	})
 	if name.Type != gjson.String || name.Str == "" {
 		return invalidf(param+".function.name", "tools must have a function name")
 	}
@@ -650,19 +726,15 @@ func (b *anthropicRequestBuilder) tool(i, tool gjson.Result, n int) error {
 	}
 	b.out = append(b.out, `{"name":`...)
 	b.out = append(b.out, name.Raw...)
-	if d := fn.Get("description"); d.Type == gjson.String {
+	if desc.Type == gjson.String {
 		b.out = append(b.out, `,"description":`...)
-		b.out = append(b.out, d.Raw...)
+		b.out = append(b.out, desc.Raw...)
 	}
 	b.out = append(b.out, `,"input_schema":`...)
-	if p := fn.Get("parameters"); p.IsObject() {
-		b.out = append(b.out, p.Raw...)
+	if params.IsObject() {
+		b.out = append(b.out, params.Raw...)
 	} else {
 		b.out = append(b.out, `{"type":"object","properties":{}}`...)
-	}
-	cc := tool.Get("cache_control")
-	if !cc.Exists() {
-		cc = fn.Get("cache_control")
 	}
 	b.out = appendCacheControl(b.out, cc)
 	return nil

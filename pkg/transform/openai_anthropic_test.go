@@ -749,3 +749,62 @@ func TestOpenAIToAnthropic_ErrorBody(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkOpenAIToAnthropic_RequestBody(b *testing.B) {
+	for _, name := range []string{"chat_2k", "tool_results", "images"} {
+		body := readFile(b, filepath.Join("testdata", "anthropic", name+".request.json"))
+		b.Run(name, func(b *testing.B) {
+			tr := newAnthropicRequest(b, anthropicTarget)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := tr.RequestBody(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkOpenAIToAnthropic_ResponseBody(b *testing.B) {
+	for _, name := range []string{"text", "tool_use"} {
+		body := readFile(b, filepath.Join("testdata", "anthropic", name+".response.json"))
+		b.Run(name, func(b *testing.B) {
+			tr := newAnthropicResponse(b, transform.ResponseOptions{Created: created})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := tr.ResponseBody(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenAIToAnthropic_StreamChunk measures one SSE event per
+// operation once the stream has started.
+func BenchmarkOpenAIToAnthropic_StreamChunk(b *testing.B) {
+	pieces := streamPieces(b, filepath.Join("testdata", "anthropic", "tool_use.stream.json"))
+	events := map[string][]byte{
+		"text_delta":       pieces[2],
+		"input_json_delta": pieces[6],
+	}
+	for name, ev := range events {
+		b.Run(name, func(b *testing.B) {
+			tr := newAnthropicResponse(b, transform.ResponseOptions{Stream: true, Created: created})
+			for _, p := range pieces[:5] {
+				if _, err := tr.StreamChunk(p, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev)))
+			for b.Loop() {
+				if _, err := tr.StreamChunk(ev, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

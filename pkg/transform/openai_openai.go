@@ -21,7 +21,8 @@ func (t *openAIToOpenAIRequest) RequestBody(body []byte) (RequestResult, error) 
 	if !gjson.ValidBytes(body) {
 		return RequestResult{}, invalidf("", "request body is not valid JSON")
 	}
-	doc := gjson.ParseBytes(body)
+	// A view, not a copy: nothing read from it outlives the call.
+	doc := gjson.Parse(stringView(body))
 	if !doc.IsObject() {
 		return RequestResult{}, invalidf("", "request body must be a JSON object")
 	}

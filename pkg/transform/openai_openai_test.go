@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -302,6 +303,47 @@ func TestOpenAIToOpenAI_ErrorBody(t *testing.T) {
 			got := newOpenAIResponse(t, transform.ResponseOptions{}).ErrorBody(tt.status, []byte(tt.body))
 			if *got != tt.want {
 				t.Errorf("got %+v\nwant %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkOpenAIToOpenAI_RequestBody(b *testing.B) {
+	body := readFile(b, filepath.Join("testdata", "anthropic", "chat_2k.request.json"))
+	tests := []struct {
+		name   string
+		target transform.Target
+	}{
+		{"unchanged", transform.Target{APIKey: "sk"}},
+		{"model rewrite", transform.Target{Model: "gpt-4o", APIKey: "sk"}},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			tr := newOpenAIRequest(b, tt.target)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := tr.RequestBody(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenAIToOpenAI_StreamChunk measures one SSE event per operation.
+func BenchmarkOpenAIToOpenAI_StreamChunk(b *testing.B) {
+	pieces := streamPieces(b, filepath.Join("testdata", "openai", "usage.stream.json"))
+	ev := pieces[2]
+	for _, include := range []bool{false, true} {
+		b.Run(fmt.Sprintf("include_usage=%v", include), func(b *testing.B) {
+			tr := newOpenAIResponse(b, transform.ResponseOptions{Stream: true, IncludeUsage: include})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev)))
+			for b.Loop() {
+				if _, err := tr.StreamChunk(ev, false); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
