@@ -51,8 +51,8 @@ type Options struct {
 	// the order the endpoints appear (priority by priority). The list must
 	// have one address per endpoint. Nil: no overrides.
 	ClusterOverrides map[string][]string
-	// RewriteAddress, when set, maps every endpoint address (static, from
-	// CDS or EDS) after ClusterOverrides: f(cluster, "host:port").
+	// RewriteAddress, when set, maps every endpoint address after
+	// ClusterOverrides: f(cluster, "host:port").
 	RewriteAddress func(cluster, addr string) string
 	// UpstreamRootCAs replaces every TLS cluster's trusted_ca, so tests can
 	// trust an httptest TLS server. Nil: trusted_ca as configured.
@@ -76,7 +76,6 @@ type Sim struct {
 	limit  int64 // per_connection_buffer_limit_bytes
 	routes *routeTable
 	hcm    []*extProcConfig // router-level ext_proc filters, in order
-	xds    *adsConfig
 
 	mu       sync.Mutex
 	rnd      *rand.Rand
@@ -110,6 +109,9 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
 		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
 	s.rnd = rand.New(src)
+	if b.GetDynamicResources() != nil {
+		return nil, errors.New("envoysim: dynamic_resources (ADS) are not supported")
+	}
 	ls := b.GetStaticResources().GetListeners()
 	if len(ls) != 1 {
 		return nil, fmt.Errorf("envoysim: want exactly one static listener, got %d", len(ls))
@@ -128,15 +130,10 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
 		s.clusters[cl.name] = cl
 	}
 	for name := range o.ClusterOverrides {
-		if s.clusters[name] == nil && b.GetDynamicResources() == nil {
+		if s.clusters[name] == nil {
 			return nil, fmt.Errorf("envoysim: ClusterOverrides names unknown cluster %q", name)
 		}
 	}
-	xds, err := newADSConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("envoysim: dynamic_resources: %w", err)
-	}
-	s.xds = xds
 	return s, nil
 }
 
@@ -295,8 +292,6 @@ func (s *Sim) compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 		if err := s.setEndpoints(cl, c.GetLoadAssignment(), false); err != nil {
 			return nil, err
 		}
-	case clusterv3.Cluster_EDS:
-		// Warmed by the first ClusterLoadAssignment from ADS.
 	default:
 		return nil, fmt.Errorf("cluster type %s is not supported by envoysim", c.GetType())
 	}
@@ -462,7 +457,7 @@ func (s *Sim) Counter(name string) int64 {
 }
 
 // Start listens and serves in the background until ctx ends or Close is
-// called; with dynamic_resources it also starts the ADS subscription.
+// called.
 func (s *Sim) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.listen)
 	if err != nil {
@@ -475,9 +470,6 @@ func (s *Sim) Start(ctx context.Context) error {
 	p.SetUnencryptedHTTP2(true)
 	s.server = &http.Server{Handler: s, Protocols: p, ReadHeaderTimeout: 30 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	if s.xds != nil {
-		s.wg.Go(func() { s.runADS(ctx) })
-	}
 	s.wg.Go(func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("envoysim serve", "error", err)
@@ -497,20 +489,6 @@ func (s *Sim) Addr() string { return s.ln.Addr().String() }
 // URL is "http://" + Addr().
 func (s *Sim) URL() string { return "http://" + s.Addr() }
 
-// WaitReady blocks until every cluster has been warmed (relevant with ADS)
-// or ctx ends.
-func (s *Sim) WaitReady(ctx context.Context) error {
-	if s.xds == nil {
-		return nil
-	}
-	select {
-	case <-s.xds.ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Close stops serving, cancels in-flight requests and closes connections.
 func (s *Sim) Close() error {
 	if s.cancel != nil {
@@ -527,11 +505,13 @@ func (s *Sim) Close() error {
 		_ = c.Close()
 	}
 	for _, cl := range s.clusters {
+		cl.mu.Lock()
 		for _, hs := range cl.hosts {
 			for _, h := range hs {
 				h.transport.CloseIdleConnections()
 			}
 		}
+		cl.mu.Unlock()
 	}
 	return err
 }
