@@ -1239,8 +1239,9 @@ func (r *openAIToAnthropicResponse) blockDelta(index int64, d gjson.Result) {
 			r.appendDelta("reasoning_content", t.Raw)
 		}
 	case "input_json_delta":
+		// Raw, not Str: unescaping would allocate per event.
 		p := d.Get("partial_json")
-		if p.Type != gjson.String || p.Str == "" {
+		if p.Type != gjson.String || len(p.Raw) <= len(`""`) {
 			return
 		}
 		switch b.kind {

@@ -89,13 +89,14 @@ var _ ResponseTranslator = (*openAIToOpenAIResponse)(nil)
 // ResponseBody implements ResponseTranslator. The body is forwarded
 // unchanged; an error object in a 2xx body is returned as a *ProviderError.
 func (r *openAIToOpenAIResponse) ResponseBody(body []byte) (ResponseResult, error) {
-	doc := gjson.ParseBytes(body)
+	// A view, not a copy: only the cloned model outlives the call.
+	doc := gjson.Parse(stringView(body))
 	if doc.Get("error").IsObject() && !doc.Get("choices").Exists() {
 		return ResponseResult{}, openAIError(0, body)
 	}
 	return ResponseResult{
 		Usage: openAIUsage(doc.Get("usage")),
-		Model: doc.Get("model").String(),
+		Model: strings.Clone(doc.Get("model").String()),
 	}, nil
 }
 
