@@ -1,0 +1,123 @@
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Source is the gateway config file the pools are rendered from.
+type Source struct {
+	// Path of the Tollgate config file.
+	Path string
+	// Env resolves os.environ/ references; nil means os.LookupEnv.
+	Env func(string) (string, bool)
+	// Render are the rendering options; Limits is filled from the file on
+	// every load.
+	Render RenderOptions
+}
+
+// Reload reads, renders and serves src. On any error the last good
+// snapshot keeps serving; the error is logged once and counted, and
+// returned so a caller at startup can refuse to run without a config.
+func (s *Server) Reload(ctx context.Context, src Source) error {
+	data, err := os.ReadFile(src.Path)
+	if err != nil {
+		err = fmt.Errorf("read config: %w", err)
+		s.reject(src, err)
+		return err
+	}
+	return s.apply(ctx, src, data)
+}
+
+// Watch reloads src whenever its content changes (checked every poll; a
+// zero poll disables polling) and on every value from reload (SIGHUP),
+// which reloads even unchanged content since referenced environment
+// variables or secret files may have changed. It returns when ctx is done.
+// Run Reload first: Watch reloads only content that differs from what was
+// last applied.
+func (s *Server) Watch(ctx context.Context, src Source, poll time.Duration, reload <-chan os.Signal) {
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	// readErr is the last read failure, so a file missing for many polls
+	// (an editor's rename) logs once.
+	readErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			s.log.Info("reload requested", slog.String("path", src.Path))
+			_ = s.Reload(ctx, src) // logged and counted by Reload
+			readErr = ""
+		case <-tick:
+			data, err := os.ReadFile(src.Path)
+			if err != nil {
+				if err.Error() != readErr {
+					readErr = err.Error()
+					s.reject(src, fmt.Errorf("read config: %w", err))
+				}
+				continue
+			}
+			readErr = ""
+			s.mu.Lock()
+			same := sha256.Sum256(data) == s.content
+			s.mu.Unlock()
+			if !same {
+				_ = s.apply(ctx, src, data) // logged and counted by apply
+			}
+		}
+	}
+}
+
+// apply loads, renders and serves one version of the config content, and
+// logs and counts the outcome.
+func (s *Server) apply(ctx context.Context, src Source, data []byte) error {
+	s.mu.Lock()
+	s.content = sha256.Sum256(data)
+	s.mu.Unlock()
+	version, changed, err := s.load(ctx, src, data)
+	switch {
+	case err != nil:
+		s.reject(src, err)
+		return err
+	case !changed:
+		s.metrics.loads.WithLabelValues(loadUnchanged).Inc()
+		s.log.Info("config loaded; pools unchanged", slog.String("path", src.Path), slog.String("pool_version", version))
+	default:
+		s.metrics.loads.WithLabelValues(loadApplied).Inc()
+		s.log.Info("config loaded; new pool version", slog.String("path", src.Path), slog.String("pool_version", version))
+	}
+	return nil
+}
+
+func (s *Server) load(ctx context.Context, src Source, data []byte) (version string, changed bool, err error) {
+	env := src.Env
+	if env == nil {
+		env = os.LookupEnv
+	}
+	rt, limits, err := LoadConfig(data, env)
+	if err != nil {
+		return "", false, err
+	}
+	opts := src.Render
+	opts.Limits = limits
+	clusters, err := Render(rt, opts)
+	if err != nil {
+		return "", false, fmt.Errorf("render pools: %w", err)
+	}
+	return s.SetClusters(ctx, clusters)
+}
+
+func (s *Server) reject(src Source, err error) {
+	s.metrics.loads.WithLabelValues(loadRejected).Inc()
+	s.log.Error("config rejected; the last good pool version keeps serving",
+		slog.String("path", src.Path), slog.String("pool_version", s.Version()), slog.Any("error", err))
+}
