@@ -60,6 +60,14 @@ type Target struct {
 	// DefaultMaxTokens is sent to providers that require max_tokens when the
 	// client gave none. Zero means the translator's own default.
 	DefaultMaxTokens int64
+	// APIVersion is the provider API version where the path or query
+	// carries one (Azure's api-version, Vertex's v1 or v1beta1).
+	APIVersion string
+	// Region is the cloud region or location a provider's path names
+	// (Bedrock's AWS region, Vertex AI's location).
+	Region string
+	// Project is the cloud project a provider's path names (Vertex AI).
+	Project string
 	// ForceStreamUsage asks an OpenAI-format provider to report usage in
 	// streams (stream_options.include_usage) even when the client did not, so
 	// that every stream is metered. The response translator removes the extra
