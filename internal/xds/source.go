@@ -118,6 +118,10 @@ func (s *Server) load(ctx context.Context, src Source, data []byte) (version str
 
 func (s *Server) reject(src Source, err error) {
 	s.metrics.loads.WithLabelValues(loadRejected).Inc()
-	s.log.Error("config rejected; the last good pool version keeps serving",
-		slog.String("path", src.Path), slog.String("pool_version", s.Version()), slog.Any("error", err))
+	msg := "config rejected; the last good pool version keeps serving"
+	version := s.Version()
+	if version == "" {
+		msg = "config rejected; no pool version to serve yet"
+	}
+	s.log.Error(msg, slog.String("path", src.Path), slog.String("pool_version", version), slog.Any("error", err))
 }
