@@ -491,3 +491,33 @@ func toResources(cs []*clusterv3.Cluster) []types.Resource {
 	}
 	return out
 }
+
+// TestDocs_BootstrapSnippetIsValid keeps the dynamic_resources example in
+// docs/xds.md loadable by Envoy's schema.
+func TestDocs_BootstrapSnippetIsValid(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/xds.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- xds-bootstrap")
+	if !ok {
+		t.Fatal("docs/xds.md has no xds-bootstrap marker")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("no yaml block after the xds-bootstrap marker")
+	}
+	boot, err := envoyconfig.Parse([]byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ads := boot.GetDynamicResources().GetAdsConfig().GetGrpcServices()
+	if len(ads) != 1 || boot.GetDynamicResources().GetCdsConfig().GetAds() == nil {
+		t.Fatalf("snippet does not take CDS over ADS: %v", boot.GetDynamicResources())
+	}
+	name := ads[0].GetEnvoyGrpc().GetClusterName()
+	if !slices.ContainsFunc(boot.GetStaticResources().GetClusters(), func(c *clusterv3.Cluster) bool { return c.GetName() == name }) {
+		t.Errorf("ADS cluster %q is not defined", name)
+	}
+}
