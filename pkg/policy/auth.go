@@ -32,6 +32,10 @@ type AuthConfig struct {
 	StaleFor time.Duration
 	// StoreTimeout bounds each store lookup; default 250ms.
 	StoreTimeout time.Duration
+	// RetryInterval is how long the store is left alone after a failed
+	// lookup, so an outage costs one timeout per interval rather than one
+	// per request; default 1s.
+	RetryInterval time.Duration
 	// MaxEntries bounds the cache (known and unknown secrets); default
 	// 100000. When full, arbitrary entries are evicted.
 	MaxEntries int
@@ -66,6 +70,8 @@ type Authenticator struct {
 	stale  atomic.Uint64
 	errs   atomic.Uint64
 	inval  atomic.Uint64
+	// downUntil (unix ns) skips the store after a failure.
+	downUntil atomic.Int64
 }
 
 // keyEntry caches one lookup: a key, or the error for a secret that is
@@ -92,6 +98,9 @@ func NewAuthenticator(cfg AuthConfig) *Authenticator {
 	}
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = 250 * time.Millisecond
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
@@ -145,9 +154,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, 
 		return a.check(e, h, now)
 	}
 	a.misses.Add(1)
-	fresh, err := a.fetch(ctx, h, now)
+	var fresh *keyEntry
+	err := errStoreDown
+	if now.UnixNano() >= a.downUntil.Load() {
+		if fresh, err = a.fetch(ctx, h, now); err != nil {
+			a.errs.Add(1)
+			a.downUntil.Store(now.Add(a.cfg.RetryInterval).UnixNano())
+		}
+	}
 	if err != nil {
-		a.errs.Add(1)
 		if e != nil && a.cfg.StaleFor > 0 && now.Sub(e.fetched) < a.cfg.CacheTTL+a.cfg.StaleFor {
 			a.stale.Add(1)
 			a.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "policy store unreachable; serving cached key",
@@ -158,6 +173,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, 
 	}
 	return a.check(fresh, h, now)
 }
+
+// errStoreDown stands for the last store error while lookups are skipped.
+var errStoreDown = errors.New("store failed recently; retrying later")
 
 // check applies the per-request rules to a cached or fetched key; expiry is
 // checked here rather than at fetch time so a cached key expires on time.
@@ -245,6 +263,8 @@ func (a *Authenticator) put(h [sha256.Size]byte, e *keyEntry) *keyEntry {
 // invalidate drops what a change touched: a key by hash, or a team and
 // every cached key of that team.
 func (a *Authenticator) invalidate(c Change) {
+	// A message proves the store is reachable again.
+	a.downUntil.Store(0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c.KeyHash != "" {
@@ -270,6 +290,7 @@ func (a *Authenticator) invalidate(c Change) {
 // stale while the store is down: after the feed reconnects we cannot know
 // what changed meanwhile.
 func (a *Authenticator) resync() {
+	a.downUntil.Store(0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	expired := a.cfg.Clock().Add(-a.cfg.CacheTTL)

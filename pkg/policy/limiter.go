@@ -219,7 +219,9 @@ func retryAfter(prev, cur, cost, limit, nowMs int64) time.Duration {
 	case prev > 0:
 		waitMs = float64(rateWindow)*(1-(room-float64(cur))/float64(prev)) - float64(elapsed)
 	}
-	s := math.Ceil(waitMs / 1000)
+	// The tolerance keeps float noise (0.3 computed as 0.30000000000000004)
+	// from adding a whole second.
+	s := math.Ceil(waitMs/1000 - 1e-6)
 	if s < 1 {
 		s = 1
 	}

@@ -49,7 +49,10 @@ func redisClient(t testing.TB) (redis.UniversalClient, string) {
 
 func newClient(t testing.TB, addr string) redis.UniversalClient {
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1,
+		// One dial attempt, as docs/policy.md recommends: a Redis that is
+		// down must fail fast so the fallbacks take over.
+		DialerRetries: 1})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
