@@ -240,6 +240,9 @@ type simConfig struct {
 	PoolExtra      string // extra Cluster fields
 	Endpoints      string // load_assignment.endpoints of tollgate_pool_a
 	Overprov       int
+	// AttemptCountInResponse sets the virtual host's
+	// include_attempt_count_in_response.
+	AttemptCountInResponse bool
 }
 
 const bootstrapTmpl = `
@@ -259,6 +262,7 @@ static_resources:
             - name: all
               domains: ["*"]
               include_request_attempt_count: true
+              include_attempt_count_in_response: {{.AttemptCountInResponse}}
               routes:
               - match: {prefix: /key/}
                 route: {cluster: admin}

@@ -115,9 +115,12 @@ type vhost struct {
 	name                string
 	domains             []string
 	includeAttemptCount bool
-	bufferLimit         uint64
-	routes              []*route
-	extProc             *extprocv3.ExtProcPerRoute
+	// includeAttemptCountInResponse adds x-envoy-attempt-count to upstream
+	// responses.
+	includeAttemptCountInResponse bool
+	bufferLimit                   uint64
+	routes                        []*route
+	extProc                       *extprocv3.ExtProcPerRoute
 }
 
 func newRoute(r *routev3.Route, vh *vhost) (*route, error) {
@@ -230,7 +233,7 @@ type routeTable struct{ vhosts []*vhost }
 func newRouteTable(rc *routev3.RouteConfiguration) (*routeTable, error) {
 	t := &routeTable{}
 	for _, v := range rc.GetVirtualHosts() {
-		vh := &vhost{name: v.GetName(), domains: v.GetDomains(), includeAttemptCount: v.GetIncludeRequestAttemptCount(), bufferLimit: v.GetRequestBodyBufferLimit().GetValue()}
+		vh := &vhost{name: v.GetName(), domains: v.GetDomains(), includeAttemptCount: v.GetIncludeRequestAttemptCount(), includeAttemptCountInResponse: v.GetIncludeAttemptCountInResponse(), bufferLimit: v.GetRequestBodyBufferLimit().GetValue()}
 		if a := v.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]; a != nil {
 			pr := &extprocv3.ExtProcPerRoute{}
 			if err := a.UnmarshalTo(pr); err != nil {

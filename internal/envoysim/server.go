@@ -25,6 +25,11 @@ type request struct {
 	body    []byte
 	route   *route
 	meta    *dynMetadata
+	// The latest attempt: Envoy's StreamInfo holds its upstream host, which
+	// CEL's xds.upstream_host_metadata reads in downstream filters too.
+	attempts     int
+	upstreamHost *host
+	upstreamCl   *cluster
 }
 
 // response is what reaches the router-level filters' encode path.
@@ -272,8 +277,16 @@ func abort() { panic(http.ErrAbortHandler) }
 // flushing every chunk so streams reach the client as produced.
 func (s *Sim) encode(ctx context.Context, w http.ResponseWriter, rq *request, f *extProcFilter, resp *response) {
 	eos := resp.body == nil
+	// Router::Filter::onUpstreamHeaders adds the attempt count to upstream
+	// responses (not to local replies) when the virtual host asks for it.
+	if resp.release != nil && rq.route != nil && rq.route.vhost.includeAttemptCountInResponse && rq.attempts > 0 {
+		resp.headers.set("x-envoy-attempt-count", strconv.Itoa(rq.attempts))
+	}
 	if f != nil && f.attrs != nil {
 		f.attrs.respHeaders = resp.headers
+		if rq.upstreamHost != nil {
+			f.attrs.host, f.attrs.cluster = rq.upstreamHost, rq.upstreamCl
+		}
 	}
 	if f != nil {
 		replaced, lr := f.onHeaders(ctx, dirResponse, resp.headers, eos)
@@ -525,6 +538,7 @@ func (s *Sim) attempt(ctx context.Context, rq *request, cl *cluster, h *host, n 
 		lr.fromRouter = true
 		return attemptResult{local: lr}
 	}
+	rq.attempts, rq.upstreamHost, rq.upstreamCl = n, h, cl
 	if rq.route.vhost.includeAttemptCount {
 		rq.headers.set("x-envoy-attempt-count", strconv.Itoa(n))
 	}

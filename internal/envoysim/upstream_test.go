@@ -423,3 +423,52 @@ func TestClientDisconnect_CancelsUpstream(t *testing.T) {
 func bodyMode(s string) extprocv3.ProcessingMode_BodySendMode {
 	return extprocv3.ProcessingMode_BodySendMode(extprocv3.ProcessingMode_BodySendMode_value[s])
 }
+
+// The router-level filter's response attributes read the stream's upstream
+// host, which Envoy updates per attempt: the response names the deployment
+// that answered, not the first one tried.
+func TestResponseAttributes_UpstreamHostOfFinalAttempt(t *testing.T) {
+	a := startUpstream(t, statusHandler(503))
+	b := startUpstream(t, nil)
+	proc := startExtProc(t, defaultHandler("tollgate_pool_a"))
+	cfg := simConfig{
+		RouteExtra:  retryOnStatus,
+		Overprov:    100000,
+		Endpoints:   endpoints([]string{"dep-a"}, []string{"dep-b"}),
+		RouterExtra: "              response_attributes: [\"xds.upstream_host_metadata.filter_metadata['tollgate']['deployment']\"]",
+	}
+	e := startSim(t, cfg, proc, []string{a.addr(), b.addr()}, nil)
+	if code, _, _ := e.post(t, "/v1/chat/completions", `{}`); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	router, _ := proc.byKind()
+	for _, m := range router[0].messages() {
+		if m.GetResponseHeaders() == nil {
+			continue
+		}
+		v := m.GetAttributes()[attributesKey].GetFields()["xds.upstream_host_metadata.filter_metadata['tollgate']['deployment']"]
+		if v.GetStringValue() != "dep-b" {
+			t.Fatalf("response attribute = %v, want dep-b (the final attempt)", v)
+		}
+		return
+	}
+	t.Fatal("no response_headers message")
+}
+
+func TestIncludeAttemptCountInResponse_CountsAttempts(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		a := startUpstream(t, statusHandler(503))
+		b := startUpstream(t, nil)
+		proc := startExtProc(t, defaultHandler("tollgate_pool_a"))
+		cfg := simConfig{RouteExtra: retryOnStatus, Overprov: 100000, Endpoints: endpoints([]string{"dep-a"}, []string{"dep-b"}), AttemptCountInResponse: on}
+		e := startSim(t, cfg, proc, []string{a.addr(), b.addr()}, nil)
+		_, hdr, _ := e.post(t, "/v1/chat/completions", `{}`)
+		want := ""
+		if on {
+			want = "2"
+		}
+		if got := hdr.Get("x-envoy-attempt-count"); got != want {
+			t.Errorf("include_attempt_count_in_response %v: x-envoy-attempt-count = %q, want %q", on, got, want)
+		}
+	}
+}
