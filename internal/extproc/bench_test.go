@@ -22,7 +22,7 @@ func BenchmarkRouterStream_PassThrough(b *testing.B) {
 	rt := srv.runtime.Load()
 	msgs := []*extprocv3.ProcessingRequest{
 		reqHeaders(false, chatHeaders...), reqBody(benchRequestBody),
-		respHeaders(map[string]any{"deployment": "openai-1", "attempt": 1}, ":status", "200", "content-type", "application/json"),
+		respHeadersFromAttempt("openai-1", 1, ":status", "200", "content-type", "application/json"),
 		respBody(benchOpenAIResponse, true),
 	}
 	b.ReportAllocs()

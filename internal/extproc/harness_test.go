@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -123,6 +124,17 @@ func respHeaders(md map[string]any, kv ...string) *extprocv3.ProcessingRequest {
 		}
 		r.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: s}}
 	}
+	return r
+}
+
+// respHeadersFromAttempt is a response_headers message as the router-level
+// filter gets it from Envoy: the answering deployment as a response
+// attribute and the attempt count as a header.
+func respHeadersFromAttempt(deployment string, attempts int, kv ...string) *extprocv3.ProcessingRequest {
+	r := respHeaders(nil, append(kv, headerAttemptCnt, strconv.Itoa(attempts))...)
+	r.Attributes = map[string]*structpb.Struct{attributesKey: {Fields: map[string]*structpb.Value{
+		deploymentAttribute: structpb.NewStringValue(deployment),
+	}}}
 	return r
 }
 

@@ -228,8 +228,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		r.passOn = true
 		m.remove(headerErrorSource)
 	}
-	md := metadataFields(req)
-	if id := md[mdDeployment].GetStringValue(); id != "" && !r.passOn {
+	if id := answeringDeployment(req); id != "" && !r.passOn {
 		d, err := r.rt.Routes.Deployment(id)
 		if err != nil {
 			// Envoy's pool and this replica's config disagree (a config
@@ -238,7 +237,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 				slog.String("request_id", r.requestID), slog.String("deployment", id))
 		} else {
 			r.deployment = d
-			r.attempts = int64(md[mdAttempt].GetNumberValue())
+			r.attempts = attemptCount(req, hm)
 			m.set(headerDeployment, d.ID)
 			if r.attempts > 0 {
 				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
@@ -268,6 +267,27 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
+
+// answeringDeployment is the deployment of the attempt whose response this
+// is. Envoy evaluates the response attribute once, on the response_headers
+// message, against the final attempt's host; the forwarded tollgate
+// namespace is the fallback for configs that forward it (at the price of
+// receiving it on every message).
+func answeringDeployment(req *extprocv3.ProcessingRequest) string {
+	if v, ok := req.GetAttributes()[attributesKey].GetFields()[deploymentAttribute]; ok {
+		return v.GetStringValue()
+	}
+	return metadataFields(req)[mdDeployment].GetStringValue()
+}
+
+// attemptCount reads Envoy's x-envoy-attempt-count response header
+// (include_attempt_count_in_response), else the upstream filter's metadata.
+func attemptCount(req *extprocv3.ProcessingRequest, hm *corev3.HeaderMap) int64 {
+	if n, err := strconv.ParseInt(headerValue(hm, headerAttemptCnt), 10, 64); err == nil {
+		return n
+	}
+	return int64(metadataFields(req)[mdAttempt].GetNumberValue())
+}
 
 func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	if r.streamed {

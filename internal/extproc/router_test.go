@@ -189,7 +189,7 @@ func TestRouter_OpenAIPassThroughResponse(t *testing.T) {
 	const body = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":4}}}`
 	out := exchange(t, c,
 		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(map[string]any{"deployment": "openai-1", "attempt": 2}, ":status", "200", "content-type", "application/json"),
+		respHeadersFromAttempt("openai-1", 2, ":status", "200", "content-type", "application/json"),
 		respBody(body, true))
 	rh := out[2].GetResponseHeaders()
 	set, _ := headers(rh.GetResponse().GetHeaderMutation())
@@ -206,6 +206,20 @@ func TestRouter_OpenAIPassThroughResponse(t *testing.T) {
 	md := out[3].GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().AsMap()
 	if md["input_tokens"] != 9.0 || md["output_tokens"] != 2.0 || md["cached_input_tokens"] != 4.0 {
 		t.Errorf("usage metadata = %v", md)
+	}
+}
+
+// TestRouter_DeploymentFromForwardedMetadata covers configs that forward
+// the tollgate namespace to the router-level filter instead of requesting
+// the response attribute.
+func TestRouter_DeploymentFromForwardedMetadata(t *testing.T) {
+	c := startServer(t)
+	out := exchange(t, c,
+		reqHeaders(false, chatHeaders...), reqBody(chatBody),
+		respHeaders(map[string]any{"deployment": "openai-1", "attempt": 3}, ":status", "200", "content-type", "application/json"))
+	set, _ := headers(out[2].GetResponseHeaders().GetResponse().GetHeaderMutation())
+	if set[headerDeployment] != "openai-1" || set[headerAttempts] != "3" {
+		t.Errorf("response headers = %v", set)
 	}
 }
 
