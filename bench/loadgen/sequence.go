@@ -124,6 +124,12 @@ type Sequence struct {
 	// Attempts is the number of upstream attempts per request, each on its
 	// own upstream stream; 0 means 1.
 	Attempts int
+	// RouterForwardsMetadata plays a router-level filter configured with
+	// forwarding_namespaces: every router message after the request body
+	// carries the merged tollgate namespace. False plays envoy/envoy.yaml:
+	// the answering deployment arrives once as a response attribute and the
+	// attempt count as x-envoy-attempt-count (include_attempt_count_in_response).
+	RouterForwardsMetadata bool
 }
 
 // Streaming reports whether the response is a stream.
@@ -192,6 +198,9 @@ func (s *Sequence) responseHeaders() headerMap {
 	h := headerMap{
 		{":status", "200"},
 		{"content-type", s.contentType()},
+	}
+	if !s.RouterForwardsMetadata {
+		h = append(h, header{"x-envoy-attempt-count", strconv.Itoa(s.attempts())})
 	}
 	if !s.Streaming() {
 		h = append(h, header{"content-length", strconv.Itoa(len(s.ResponseBody))})
@@ -284,6 +293,15 @@ func (x *exchange) metadataContext() *corev3.Metadata {
 		return nil
 	}
 	return x.md
+}
+
+// routerMetadata is the metadata context of a router-level response
+// message: only when the router-level filter forwards the namespace.
+func (x *exchange) routerMetadata() *corev3.Metadata {
+	if !x.seq.RouterForwardsMetadata {
+		return nil
+	}
+	return x.metadataContext()
 }
 
 // absorb merges the reply's tollgate namespace per key (last writer wins),
@@ -426,7 +444,13 @@ func (x *exchange) routerResponse(ctx context.Context, router extprocv3.External
 			Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 				Headers: x.seq.responseHeaders().proto(),
 			}},
-			MetadataContext: x.metadataContext(),
+			MetadataContext: x.routerMetadata(),
+		}
+		if !x.seq.RouterForwardsMetadata {
+			// response_attributes, evaluated once on the final attempt's host.
+			req.Attributes = map[string]*structpb.Struct{AttributesKey: {Fields: map[string]*structpb.Value{
+				DeploymentAttribute: structpb.NewStringValue(x.seq.Deployment),
+			}}}
 		}
 		resp, err := roundTrip(router, req, PhaseRouterResponseHeaders)
 		if err != nil {
@@ -456,7 +480,7 @@ func (x *exchange) routerResponse(ctx context.Context, router extprocv3.External
 			Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 				Body: x.seq.bufferedResponse(), EndOfStream: true,
 			}},
-			MetadataContext: x.metadataContext(),
+			MetadataContext: x.routerMetadata(),
 		}
 		resp, err := roundTrip(router, req, PhaseRouterResponseBody)
 		if err != nil {
@@ -488,7 +512,7 @@ func (x *exchange) streamed(ctx context.Context, router extprocv3.ExternalProces
 			Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 				Body: chunks[i], EndOfStream: i == len(chunks)-1,
 			}},
-			MetadataContext: x.metadataContext(),
+			MetadataContext: x.routerMetadata(),
 		}
 	}
 	if hk.opened != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func TestSequence_Do(t *testing.T) {
 		stream     bool
 		streamed   bool
 		attempts   int
+		forward    bool
 		wantRouter []string
 	}{
 		{
@@ -76,6 +78,12 @@ func TestSequence_Do(t *testing.T) {
 			streamed: true,
 			attempts: 3,
 		},
+		{
+			name:       "router-level filter forwarding the namespace",
+			attempts:   3,
+			forward:    true,
+			wantRouter: []string{kindRequestHeaders, kindRequestBody, kindResponseHeaders, kindResponseBody},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +91,7 @@ func TestSequence_Do(t *testing.T) {
 			clients := serve(t, srv, 1)
 			seq := testSequence(t, tt.stream)
 			seq.Attempts = tt.attempts
+			seq.RouterForwardsMetadata = tt.forward
 			if err := seq.Do(t.Context(), clients[0], "req-1"); err != nil {
 				t.Fatalf("Do: %v", err)
 			}
@@ -153,13 +162,29 @@ func TestSequence_Do(t *testing.T) {
 				}
 			}
 
-			// Response phase sees what the upstream filter wrote, merged per key.
-			md := tollgateMeta(r[2])
-			if md["deployment"] != "dep-a" || md["model_group"] != "gpt-4o-mini" {
-				t.Errorf("response_headers metadata_context = %v", md)
-			}
-			if want := float64(max(tt.attempts, 1)); md["attempt"] != want {
-				t.Errorf("attempt = %v, want last writer %v", md["attempt"], want)
+			if tt.forward {
+				// Response phase sees what the upstream filter wrote, merged per key.
+				md := tollgateMeta(r[2])
+				if md["deployment"] != "dep-a" || md["model_group"] != "gpt-4o-mini" {
+					t.Errorf("response_headers metadata_context = %v", md)
+				}
+				if want := float64(max(tt.attempts, 1)); md["attempt"] != want {
+					t.Errorf("attempt = %v, want last writer %v", md["attempt"], want)
+				}
+			} else {
+				// envoy/envoy.yaml: the deployment as a response attribute, the
+				// attempt count as a header, and no forwarded namespace.
+				if d := r[2].GetAttributes()[AttributesKey].GetFields()[DeploymentAttribute].GetStringValue(); d != "dep-a" {
+					t.Errorf("response_headers deployment attribute = %q", d)
+				}
+				if v, _ := headerValue(r[2], "x-envoy-attempt-count"); v != strconv.Itoa(max(tt.attempts, 1)) {
+					t.Errorf("response x-envoy-attempt-count = %q", v)
+				}
+				for _, m := range r[2:] {
+					if m.GetMetadataContext() != nil {
+						t.Errorf("router response message carries metadata_context: %v", m.GetMetadataContext())
+					}
+				}
 			}
 			ct, _ := headerValue(r[2], "content-type")
 			if (ct == "text/event-stream") != tt.stream {

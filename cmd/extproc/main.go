@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -93,7 +94,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		return fmt.Errorf("server.admin_address: %w", err)
 	}
 	var draining atomic.Bool
-	admin := &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminMux(&draining, rt.Server.Pprof), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(grpcLn) }()
@@ -156,8 +157,14 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func adminMux(draining *atomic.Bool) *http.ServeMux {
+func adminMux(draining *atomic.Bool, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

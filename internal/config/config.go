@@ -53,6 +53,9 @@ type Server struct {
 	// LogBodies logs request and response bodies at debug level. Off by
 	// default: bodies hold user content.
 	LogBodies bool `yaml:"log_bodies"`
+	// Pprof serves Go's /debug/pprof on the admin port, for profiling under
+	// load. Off by default: profiles reveal internals.
+	Pprof bool `yaml:"pprof"`
 }
 
 // ModelEntry is one deployment.

@@ -50,6 +50,7 @@ type options struct {
 	deployment  string
 	apiKey      string
 	attempts    int
+	routerFwd   bool
 }
 
 func main() {
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.deployment, "deployment", "openai-gpt-4o-mini", "value of the upstream host's tollgate.deployment metadata attribute")
 	flag.StringVar(&o.apiKey, "api-key", "sk-bench-0000000000000000", "virtual key sent as authorization: Bearer <key>")
 	flag.IntVar(&o.attempts, "attempts", 1, "upstream attempts per request, one upstream ext_proc stream each")
+	flag.BoolVar(&o.routerFwd, "router-forward-metadata", false, "play a router-level filter with forwarding_namespaces (the tollgate namespace on every router message) instead of envoy/envoy.yaml's response attribute")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -183,11 +185,12 @@ func sequence(o options) (*loadgen.Sequence, error) {
 		return nil, fmt.Errorf("request body: %w", err)
 	}
 	seq := &loadgen.Sequence{
-		RequestBody:         req,
-		ResponseContentType: o.contentType,
-		Deployment:          o.deployment,
-		APIKey:              o.apiKey,
-		Attempts:            o.attempts,
+		RequestBody:            req,
+		ResponseContentType:    o.contentType,
+		Deployment:             o.deployment,
+		APIKey:                 o.apiKey,
+		Attempts:               o.attempts,
+		RouterForwardsMetadata: o.routerFwd,
 	}
 	if o.streamFile == "" {
 		if seq.ResponseBody, err = os.ReadFile(o.respBody); err != nil {
