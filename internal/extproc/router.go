@@ -1,7 +1,6 @@
 package extproc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -162,29 +162,13 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 	if limit := r.rt.Server.MaxRequestBodyBytes; int64(len(body)) > limit {
 		return nil, errBodyTooLarge(int64(len(body)), limit)
 	}
-	if !gjson.ValidBytes(body) || !isJSONObject(body) {
-		return nil, badRequest("", "invalid_json", "the request body is not a valid JSON object")
+	f, err := readChatFields(body)
+	if err != nil {
+		return nil, err
 	}
-	model := gjson.GetBytes(body, "model")
-	switch {
-	case !model.Exists():
-		return nil, badRequest("model", "missing_model", "you must provide a model parameter")
-	case model.Type != gjson.String:
-		return nil, badRequest("model", "invalid_model", "model must be a string")
-	}
-	if msgs := gjson.GetBytes(body, "messages"); !msgs.IsArray() {
-		return nil, badRequest("messages", "invalid_messages", "messages must be an array of message objects")
-	}
-	switch s := gjson.GetBytes(body, "stream"); {
-	case !s.Exists(), s.Type == gjson.Null:
-	case s.IsBool():
-		r.stream = s.Bool()
-	default:
-		return nil, badRequest("stream", "invalid_stream", "stream must be a boolean")
-	}
-	r.includeUsage = r.stream && gjson.GetBytes(body, "stream_options.include_usage").Bool()
+	r.stream, r.includeUsage = f.stream, f.includeUsage
 
-	group, err := r.rt.Routes.Resolve(model.Str)
+	group, err := r.rt.Routes.Resolve(f.model)
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +195,65 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 	}, nil
 }
 
-func isJSONObject(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
+// chatFields are the request fields the router-level filter acts on.
+type chatFields struct {
+	model        string
+	stream       bool
+	includeUsage bool
+}
+
+// readChatFields validates the body and reads its top-level fields in one
+// pass. The body is viewed as a string without a copy (gjson.GetBytes
+// would copy every result, the whole messages array included); the view
+// lives only within this call, while the body is not modified.
+func readChatFields(body []byte) (chatFields, error) {
+	var f chatFields
+	if len(body) == 0 {
+		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
+	}
+	js := unsafe.String(&body[0], len(body))
+	if !gjson.Valid(js) || !isJSONObject(js) {
+		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
+	}
+	var model, messages, stream, streamOptions gjson.Result
+	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			model = v
+		case "messages":
+			messages = v
+		case "stream":
+			stream = v
+		case "stream_options":
+			streamOptions = v
+		}
+		return true
+	})
+	switch {
+	case !model.Exists():
+		return f, badRequest("model", "missing_model", "you must provide a model parameter")
+	case model.Type != gjson.String:
+		return f, badRequest("model", "invalid_model", "model must be a string")
+	case !messages.IsArray():
+		return f, badRequest("messages", "invalid_messages", "messages must be an array of message objects")
+	}
+	switch {
+	case !stream.Exists(), stream.Type == gjson.Null:
+	case stream.IsBool():
+		f.stream = stream.Bool()
+	default:
+		return f, badRequest("stream", "invalid_stream", "stream must be a boolean")
+	}
+	// model.Str points into the body; the group name looked up with it is
+	// the table's own string, so nothing keeps the view alive.
+	f.model = model.Str
+	f.includeUsage = f.stream && streamOptions.Get("include_usage").Bool()
+	return f, nil
+}
+
+func isJSONObject(js string) bool {
+	js = strings.TrimLeft(js, " \t\r\n")
+	return len(js) > 0 && js[0] == '{'
 }
 
 func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
@@ -412,7 +452,7 @@ func (r *routerStream) usageMetadata() *structpb.Struct {
 }
 
 func (r *routerStream) finish(ctx context.Context) {
-	if r.requestID == "" {
+	if r.requestID == "" || !r.srv.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
