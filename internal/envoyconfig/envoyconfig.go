@@ -19,6 +19,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -79,6 +80,16 @@ func Parse(data []byte) (*bootstrapv3.Bootstrap, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// ValidateTypedConfigs unpacks every Any held anywhere in m (typed_config,
+// typed_extension_protocol_options, ...) and runs ValidateAll on it, walking
+// into the unpacked messages too. It does not run ValidateAll on m itself:
+// Envoy validates a resource's own constraints when it decodes it, but a
+// packed extension config only when it builds the extension, so callers
+// that emulate Envoy need the two checks apart. Errors name the field path.
+func ValidateTypedConfigs(m proto.Message) error {
+	return validateAnys(m.ProtoReflect(), "")
 }
 
 // validateAnys walks m and unpacks and validates every Any it holds, then

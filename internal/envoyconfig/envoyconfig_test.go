@@ -6,6 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tollgate-gw/tollgate/internal/envoyconfig"
 )
@@ -185,4 +195,57 @@ func TestLoad_ErrorNamesTheFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "nosuchfield") {
 		t.Fatalf("Load error = %v, want it to name %s and the field", err, p)
 	}
+}
+
+func TestValidateTypedConfigs(t *testing.T) {
+	opts := func(msgTimeout *durationpb.Duration) *clusterv3.Cluster {
+		ep := &extprocv3.ExternalProcessor{
+			GrpcService:    &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "x"}}},
+			MessageTimeout: msgTimeout,
+		}
+		po := &upstreamhttpv3.HttpProtocolOptions{UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}}},
+		}
+		po.HttpFilters = []*hcmv3.HttpFilter{
+			{Name: "envoy.filters.http.ext_proc", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, ep)}},
+		}
+		return &clusterv3.Cluster{Name: "c", TypedExtensionProtocolOptions: map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(t, po),
+		}}
+	}
+	tests := []struct {
+		name    string
+		msg     *clusterv3.Cluster
+		wantErr []string
+	}{
+		{name: "valid nested typed_config", msg: opts(durationpb.New(time.Second))},
+		{name: "invalid nested typed_config", msg: opts(durationpb.New(2 * time.Hour)),
+			wantErr: []string{`typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config`, "MessageTimeout"}},
+		// The message's own constraints are the caller's job (an empty name
+		// fails Cluster.ValidateAll, not this).
+		{name: "own constraints not checked", msg: &clusterv3.Cluster{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := envoyconfig.ValidateTypedConfigs(tt.msg)
+			if (err != nil) != (len(tt.wantErr) > 0) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -95,10 +95,23 @@ type cluster struct {
 	upstream   []*extProcConfig // upstream http_filters before upstream_codec
 	http2      bool
 	connectTTL time.Duration
+	edsName    string // EDS service name; "" for clusters with a load_assignment
 
 	mu    sync.Mutex
 	hosts [][]*host // by priority
 	rr    map[rrKey]*rrState
+}
+
+// closeIdle closes the idle connections of every host, as Envoy drains the
+// connection pools of a removed or replaced cluster.
+func (c *cluster) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, hs := range c.hosts {
+		for _, h := range hs {
+			h.transport.CloseIdleConnections()
+		}
+	}
 }
 
 type rrKey struct {

@@ -240,12 +240,25 @@ type simConfig struct {
 	PoolExtra      string // extra Cluster fields
 	Endpoints      string // load_assignment.endpoints of tollgate_pool_a
 	Overprov       int
+	// ADS adds dynamic_resources (ADS with CDS) and an xds_cluster, and
+	// leaves tollgate_pool_a to CDS.
+	ADS bool
 	// AttemptCountInResponse sets the virtual host's
 	// include_attempt_count_in_response.
 	AttemptCountInResponse bool
 }
 
 const bootstrapTmpl = `
+{{- if .ADS}}
+node: {id: envoysim-test, cluster: tollgate}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services: [{envoy_grpc: {cluster_name: xds_cluster}}]
+  cds_config: {resource_api_version: V3, ads: {}}
+{{- end}}
 static_resources:
   listeners:
   - name: l
@@ -312,6 +325,17 @@ static_resources:
     load_assignment:
       cluster_name: admin
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]
+{{- if .ADS}}
+  - name: xds_cluster
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds_cluster
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]
+{{- else}}
   - name: tollgate_pool_a
     type: STATIC
 {{.PoolExtra}}
@@ -340,6 +364,7 @@ static_resources:
       policy: {overprovisioning_factor: {{.Overprov}}}
       endpoints:
 {{.Endpoints}}
+{{- end}}
 `
 
 // endpoint renders one priority with one endpoint per deployment id.
@@ -393,7 +418,10 @@ func startSim(t *testing.T, cfg simConfig, proc *fakeExtProc, pool []string, mut
 	if err != nil {
 		t.Fatalf("test bootstrap: %v\n%s", err, buf.String())
 	}
-	o := Options{ListenAddr: "127.0.0.1:0", ClusterOverrides: map[string][]string{"tollgate_pool_a": pool}, BackoffDisabled: true}
+	o := Options{ListenAddr: "127.0.0.1:0", ClusterOverrides: map[string][]string{}, BackoffDisabled: true}
+	if pool != nil {
+		o.ClusterOverrides["tollgate_pool_a"] = pool
+	}
 	if proc != nil {
 		o.ClusterOverrides["extproc"] = []string{proc.addr}
 	}

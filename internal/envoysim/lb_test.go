@@ -7,8 +7,6 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // seqSource is a rand.Source that replays vals, then repeats the last.
@@ -180,27 +178,5 @@ func TestOutlier_MaxEjectionPercentIsPerCluster(t *testing.T) {
 	c.recordResult(c.hosts[1][0], 500)
 	if c.stateOf(c.hosts[0][0], testNow) != stateUnhealthy || c.stateOf(c.hosts[1][0], testNow) != stateHealthy {
 		t.Fatal("want exactly one of two hosts ejected at max_ejection_percent 50")
-	}
-}
-
-func TestEDS_KeepsOnlyFirstEndpointPerAddress(t *testing.T) {
-	c := testCluster(140, 50, nil)
-	ep := func(port uint32, dep string) *endpointv3.LbEndpoint {
-		return &endpointv3.LbEndpoint{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-					Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}}},
-			LoadBalancingWeight: wrapperspb.UInt32(1),
-		}
-	}
-	la := &endpointv3.ClusterLoadAssignment{Endpoints: []*endpointv3.LocalityLbEndpoints{
-		{LbEndpoints: []*endpointv3.LbEndpoint{ep(1, "a"), ep(1, "b")}},
-		{Priority: 1, LbEndpoints: []*endpointv3.LbEndpoint{ep(1, "c"), ep(2, "d")}},
-	}}
-	if err := c.sim.setEndpoints(c, la, true); err != nil {
-		t.Fatal(err)
-	}
-	if len(c.hosts[0]) != 1 || len(c.hosts[1]) != 1 || c.hosts[1][0].addr != "127.0.0.1:2" {
-		t.Fatalf("hosts per priority %d/%d, want 1/1 (duplicates across priorities dropped)", len(c.hosts[0]), len(c.hosts[1]))
 	}
 }

@@ -77,9 +77,13 @@ type Sim struct {
 	routes *routeTable
 	hcm    []*extProcConfig // router-level ext_proc filters, in order
 
+	ads *adsClient // nil without dynamic_resources
+
 	mu       sync.Mutex
 	rnd      *rand.Rand
-	clusters map[string]*cluster
+	clusters map[string]*cluster // active: what requests are routed to
+	warming  map[string]*cluster // EDS clusters waiting for endpoints
+	static   map[string]bool     // names of bootstrap clusters, which CDS cannot touch
 	conns    map[string]*grpc.ClientConn
 	stats    map[string]int64
 
@@ -100,7 +104,8 @@ func LoadFile(path string, o Options) (*Sim, error) {
 
 // New compiles a bootstrap. It rejects configuration it cannot emulate.
 func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
-	s := &Sim{opts: o, log: o.Logger, clusters: map[string]*cluster{}, conns: map[string]*grpc.ClientConn{}, stats: map[string]int64{}}
+	s := &Sim{opts: o, log: o.Logger, clusters: map[string]*cluster{}, warming: map[string]*cluster{}, static: map[string]bool{},
+		conns: map[string]*grpc.ClientConn{}, stats: map[string]int64{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,7 +115,11 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
 	}
 	s.rnd = rand.New(src)
 	if b.GetDynamicResources() != nil {
-		return nil, errors.New("envoysim: dynamic_resources (ADS) are not supported")
+		a, err := newADS(s, b)
+		if err != nil {
+			return nil, fmt.Errorf("envoysim: dynamic_resources: %w", err)
+		}
+		s.ads = a
 	}
 	ls := b.GetStaticResources().GetListeners()
 	if len(ls) != 1 {
@@ -127,11 +136,22 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
 		if err != nil {
 			return nil, fmt.Errorf("envoysim: cluster %q: %w", c.GetName(), err)
 		}
-		s.clusters[cl.name] = cl
+		s.static[cl.name] = true
+		if cl.edsName != "" {
+			s.warming[cl.name] = cl
+		} else {
+			s.clusters[cl.name] = cl
+		}
 	}
 	for name := range o.ClusterOverrides {
-		if s.clusters[name] == nil {
+		// Clusters from CDS are not known yet.
+		if !s.static[name] && (s.ads == nil || !s.ads.cds) {
 			return nil, fmt.Errorf("envoysim: ClusterOverrides names unknown cluster %q", name)
+		}
+	}
+	if s.ads != nil {
+		if err := s.ads.dial(); err != nil {
+			return nil, fmt.Errorf("envoysim: dynamic_resources: %w", err)
 		}
 	}
 	return s, nil
@@ -292,17 +312,33 @@ func (s *Sim) compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 		if err := s.setEndpoints(cl, c.GetLoadAssignment(), false); err != nil {
 			return nil, err
 		}
+	case clusterv3.Cluster_EDS:
+		ec := c.GetEdsClusterConfig()
+		if ec.GetEdsConfig().GetAds() == nil {
+			return nil, errors.New("eds_cluster_config.eds_config must be {ads: {}} in envoysim")
+		}
+		if s.ads == nil {
+			return nil, errors.New("an EDS cluster needs dynamic_resources.ads_config")
+		}
+		cl.edsName = ec.GetServiceName()
+		if cl.edsName == "" {
+			cl.edsName = cl.name
+		}
 	default:
 		return nil, fmt.Errorf("cluster type %s is not supported by envoysim", c.GetType())
 	}
 	return cl, nil
 }
 
-// setEndpoints installs a ClusterLoadAssignment. eds applies EDS's rule of
-// keeping only the first endpoint per address across all priorities.
+// setEndpoints installs a ClusterLoadAssignment. eds applies EDS's rules:
+// only the first endpoint per address across all priorities is kept
+// (EdsClusterImpl::BatchUpdateHelper), and a host whose address and
+// hostname survive an update keeps its outlier state and connections
+// (BaseDynamicClusterImpl::updateDynamicHostList).
 func (s *Sim) setEndpoints(cl *cluster, la *endpointv3.ClusterLoadAssignment, eds bool) error {
+	overprov := uint32(140)
 	if v := la.GetPolicy().GetOverprovisioningFactor(); v != nil {
-		cl.overprov = v.GetValue()
+		overprov = v.GetValue()
 	}
 	override := s.opts.ClusterOverrides[cl.name]
 	var byPrio [][]*host
@@ -339,7 +375,6 @@ func (s *Sim) setEndpoints(cl *cluster, la *endpointv3.ClusterLoadAssignment, ed
 				w = v.GetValue()
 			}
 			h := &host{cluster: cl, addr: addr, hostname: ep.GetHostname(), metadata: le.GetMetadata(), weight: w, priority: p, health: le.GetHealthStatus()}
-			h.transport = s.newTransport(cl, h)
 			byPrio[p] = append(byPrio[p], h)
 		}
 	}
@@ -347,13 +382,38 @@ func (s *Sim) setEndpoints(cl *cluster, la *endpointv3.ClusterLoadAssignment, ed
 		return fmt.Errorf("ClusterOverrides has %d addresses for %d endpoints", len(override), n)
 	}
 	cl.mu.Lock()
-	old := cl.hosts
-	cl.hosts, cl.rr = byPrio, nil
-	cl.mu.Unlock()
-	for _, hs := range old {
-		for _, h := range hs {
-			h.transport.CloseIdleConnections()
+	prev := map[string]*host{}
+	if eds {
+		for _, hs := range cl.hosts {
+			for _, h := range hs {
+				prev[h.addr] = h
+			}
 		}
+	}
+	kept := map[*host]bool{}
+	for _, hs := range byPrio {
+		for _, h := range hs {
+			if o := prev[h.addr]; o != nil && o.hostname == h.hostname && !kept[o] {
+				kept[o] = true
+				h.transport = o.transport
+				h.consecutive5xx, h.ejections, h.ejectedUntil = o.consecutive5xx, o.ejections, o.ejectedUntil
+				continue
+			}
+			h.transport = s.newTransport(cl, h)
+		}
+	}
+	var stale []*host
+	for _, hs := range cl.hosts {
+		for _, h := range hs {
+			if !kept[h] {
+				stale = append(stale, h)
+			}
+		}
+	}
+	cl.hosts, cl.rr, cl.overprov = byPrio, nil, overprov
+	cl.mu.Unlock()
+	for _, h := range stale {
+		h.transport.CloseIdleConnections()
 	}
 	return nil
 }
@@ -475,6 +535,9 @@ func (s *Sim) Start(ctx context.Context) error {
 			s.log.Error("envoysim serve", "error", err)
 		}
 	})
+	if s.ads != nil {
+		s.wg.Go(func() { s.ads.run(ctx) })
+	}
 	go func() {
 		<-ctx.Done()
 		_ = s.server.Close()
@@ -499,19 +562,18 @@ func (s *Sim) Close() error {
 		err = s.server.Close()
 	}
 	s.wg.Wait()
+	if s.ads != nil {
+		_ = s.ads.conn.Close()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.conns {
 		_ = c.Close()
 	}
-	for _, cl := range s.clusters {
-		cl.mu.Lock()
-		for _, hs := range cl.hosts {
-			for _, h := range hs {
-				h.transport.CloseIdleConnections()
-			}
+	for _, m := range []map[string]*cluster{s.clusters, s.warming} {
+		for _, cl := range m {
+			cl.closeIdle()
 		}
-		cl.mu.Unlock()
 	}
 	return err
 }
