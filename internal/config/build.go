@@ -98,6 +98,10 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			BasePath:   strings.TrimRight(u.Path, "/"),
 			APIKey:     key,
 			MaxTokens:  m.LiteLLMParams.MaxTokens,
+			Weight:     m.LiteLLMParams.Weight,
+			RPM:        m.LiteLLMParams.RPM,
+			TPM:        m.LiteLLMParams.TPM,
+			Order:      m.LiteLLMParams.Order,
 		})
 	}
 	fallbacks := make(map[string][]string)

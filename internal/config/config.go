@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -78,8 +79,9 @@ type LiteLLMParams struct {
 	APIKey string `yaml:"api_key"`
 	// MaxTokens is sent when the client gives none and the provider needs one.
 	MaxTokens int64 `yaml:"max_tokens"`
-	// RPM, TPM, Weight and Order are accepted for LiteLLM compatibility;
-	// Envoy's pool weights and priorities are derived from them.
+	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
+	// server derives Envoy endpoint weights from them. Order is LiteLLM's
+	// priority within the group.
 	RPM    int64   `yaml:"rpm"`
 	TPM    int64   `yaml:"tpm"`
 	Weight float64 `yaml:"weight"`
@@ -171,6 +173,11 @@ func Load(path string, env func(string) (string, bool)) (*Runtime, error) {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 	}
+	return FromBytes(data, env)
+}
+
+// FromBytes decodes, validates and builds a config held in memory.
+func FromBytes(data []byte, env func(string) (string, bool)) (*Runtime, error) {
 	f, err := Parse(data)
 	if err != nil {
 		return nil, err
@@ -240,6 +247,12 @@ func (f *File) validate(env func(string) (string, bool)) error {
 		}
 		if m.LiteLLMParams.MaxTokens < 0 {
 			add(p+".litellm_params.max_tokens", "must not be negative")
+		}
+		if w := m.LiteLLMParams.Weight; w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			add(p+".litellm_params.weight", "must be a finite number, not negative")
+		}
+		if m.LiteLLMParams.RPM < 0 || m.LiteLLMParams.TPM < 0 || m.LiteLLMParams.Order < 0 {
+			add(p+".litellm_params", "rpm, tpm and order must not be negative")
 		}
 	}
 	if _, err := resolveSecret(f.GeneralSettings.MasterKey, env); err != nil {

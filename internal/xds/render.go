@@ -77,14 +77,6 @@ const (
 // uint32 limit.
 const maxEndpointWeight = 1000
 
-// Limits are a deployment's LiteLLM load-balancing inputs.
-type Limits struct {
-	// Weight is litellm_params.weight; zero means unset.
-	Weight float64
-	// RPM and TPM are litellm_params.rpm and tpm; zero means unset.
-	RPM, TPM int64
-}
-
 // RenderOptions are the settings of the rendered pool clusters. Every zero
 // value takes the matching Default constant.
 type RenderOptions struct {
@@ -100,10 +92,6 @@ type RenderOptions struct {
 	// StreamTimeout is the upstream filter's grpc_service timeout, the
 	// deadline of a whole ext_proc stream.
 	StreamTimeout time.Duration
-	// Limits are the deployments' LiteLLM weight, rpm and tpm by deployment
-	// id; nil renders unweighted endpoints. config.Runtime does not carry
-	// them yet, so LimitsFromFile reads them from the config file.
-	Limits map[string]Limits
 }
 
 func (o RenderOptions) withDefaults() RenderOptions {
@@ -155,15 +143,10 @@ func Render(rt *config.Runtime, opts RenderOptions) ([]types.Resource, error) {
 	for _, g := range groups {
 		byName[g.Name] = g
 	}
+	// routing.NewTable guarantees every group its own pool name.
 	var errs []error
-	pools := make(map[string]string, len(groups))
 	out := make([]types.Resource, 0, len(groups))
 	for _, g := range groups {
-		if other, dup := pools[g.Pool]; dup {
-			errs = append(errs, fmt.Errorf("model groups %q and %q both map to cluster %q", other, g.Name, g.Pool))
-			continue
-		}
-		pools[g.Pool] = g.Name
 		c, err := renderPool(g, byName, opts, poolParts{protocol: protocol, tls: tls, plaintext: plaintext})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pool %s: %w", g.Pool, err))
@@ -215,7 +198,7 @@ func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderO
 	var specs []endpointSpec
 	anyHTTPS, anyPlain, allIP := false, false, true
 	for prio, grp := range order {
-		weights := groupWeights(grp.Deployments, opts.Limits)
+		weights := groupWeights(grp.Deployments)
 		for i, d := range grp.Deployments {
 			s, err := endpointFor(d)
 			if err != nil {
@@ -349,23 +332,23 @@ func endpointFor(d *routing.Deployment) (endpointSpec, error) {
 // the whole group gives the same answer for any consistent config without
 // depending on health. A deployment missing the chosen input gets weight 1,
 // the smallest Envoy allows (LiteLLM would give it 0).
-func groupWeights(ds []*routing.Deployment, limits map[string]Limits) []uint32 {
-	pick := []func(Limits) float64{
-		func(l Limits) float64 { return l.Weight },
-		func(l Limits) float64 { return float64(l.RPM) },
-		func(l Limits) float64 { return float64(l.TPM) },
+func groupWeights(ds []*routing.Deployment) []uint32 {
+	pick := []func(*routing.Deployment) float64{
+		func(d *routing.Deployment) float64 { return d.Weight },
+		func(d *routing.Deployment) float64 { return float64(d.RPM) },
+		func(d *routing.Deployment) float64 { return float64(d.TPM) },
 	}
 	for _, value := range pick {
 		top := 0.0
 		for _, d := range ds {
-			top = math.Max(top, value(limits[d.ID]))
+			top = math.Max(top, value(d))
 		}
 		if top <= 0 {
 			continue
 		}
 		out := make([]uint32, len(ds))
 		for i, d := range ds {
-			w := math.Round(value(limits[d.ID]) / top * maxEndpointWeight)
+			w := math.Round(value(d) / top * maxEndpointWeight)
 			out[i] = uint32(max(w, 1))
 		}
 		return out

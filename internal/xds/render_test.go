@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/envoyconfig"
 	"github.com/tollgate-gw/tollgate/internal/xds"
 )
@@ -38,11 +39,11 @@ func render(t *testing.T, yaml string) []*clusterv3.Cluster {
 }
 
 func renderErr(yaml string) ([]*clusterv3.Cluster, error) {
-	rt, limits, err := xds.LoadConfig([]byte(yaml), fakeEnv)
+	rt, err := config.FromBytes([]byte(yaml), fakeEnv)
 	if err != nil {
 		return nil, err
 	}
-	res, err := xds.Render(rt, xds.RenderOptions{Limits: limits})
+	res, err := xds.Render(rt, xds.RenderOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -379,12 +380,12 @@ func TestRender_Rejects(t *testing.T) {
 		{
 			name: "two groups sanitised to one cluster name",
 			yaml: cfg(dep("a/b", "x", "openai/gpt-4o", "https://api.openai.com/v1", ""), dep("a_b", "y", "openai/gpt-4o", "https://api.openai.com/v1", "")),
-			want: "both map to cluster",
+			want: "both map to Envoy cluster",
 		},
 		{
 			name: "negative weight",
 			yaml: cfg(dep("a", "x", "openai/gpt-4o", "https://api.openai.com/v1", "weight: -1")),
-			want: "must be finite and not negative",
+			want: "litellm_params.weight: must be a finite number",
 		},
 	}
 	for _, tt := range tests {
@@ -404,11 +405,11 @@ func TestRender_Deterministic(t *testing.T) {
 	}
 	yaml := cfg(deps...) + "router_settings:\n  fallbacks:\n    - g0: [g1, g2, g3]\n    - g1: [g3, g0]\n"
 	encode := func() ([][]byte, string) {
-		rt, limits, err := xds.LoadConfig([]byte(yaml), fakeEnv)
+		rt, err := config.FromBytes([]byte(yaml), fakeEnv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := xds.Render(rt, xds.RenderOptions{Limits: limits})
+		res, err := xds.Render(rt, xds.RenderOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/tollgate-gw/tollgate/internal/config"
 )
 
 // Source is the gateway config file the pools are rendered from.
@@ -15,8 +17,7 @@ type Source struct {
 	Path string
 	// Env resolves os.environ/ references; nil means os.LookupEnv.
 	Env func(string) (string, bool)
-	// Render are the rendering options; Limits is filled from the file on
-	// every load.
+	// Render are the rendering options.
 	Render RenderOptions
 }
 
@@ -103,13 +104,11 @@ func (s *Server) load(ctx context.Context, src Source, data []byte) (version str
 	if env == nil {
 		env = os.LookupEnv
 	}
-	rt, limits, err := LoadConfig(data, env)
+	rt, err := config.FromBytes(data, env)
 	if err != nil {
 		return "", false, err
 	}
-	opts := src.Render
-	opts.Limits = limits
-	clusters, err := Render(rt, opts)
+	clusters, err := Render(rt, src.Render)
 	if err != nil {
 		return "", false, fmt.Errorf("render pools: %w", err)
 	}

@@ -46,6 +46,13 @@ type Deployment struct {
 	// MaxTokens is the max_tokens sent when the client gives none and the
 	// provider requires one. Zero means the translator's default.
 	MaxTokens int64
+	// Weight, RPM and TPM are LiteLLM's simple-shuffle inputs, from which
+	// the pool's endpoint weights are derived; zero means unset.
+	Weight   float64
+	RPM, TPM int64
+	// Order is LiteLLM's priority within the group (1 first); zero means
+	// unset.
+	Order int
 }
 
 // LogValue keeps the credential out of logs.
@@ -147,6 +154,16 @@ func NewTable(c TableConfig) (*Table, error) {
 		}
 	}
 	sort.Strings(t.names)
+	// Two groups must not share an Envoy cluster.
+	pools := make(map[string]string, len(t.names))
+	for _, name := range t.names {
+		pool := t.groups[name].Pool
+		if other, clash := pools[pool]; clash {
+			errs = append(errs, fmt.Errorf("model groups %q and %q both map to Envoy cluster %q; rename one", other, name, pool))
+			continue
+		}
+		pools[pool] = name
+	}
 	return t, errors.Join(errs...)
 }
 

@@ -48,3 +48,10 @@ func TestDeployment_LogValueHidesKey(t *testing.T) {
 		t.Error("api key in log value")
 	}
 }
+
+func TestNewTable_RejectsPoolNameClash(t *testing.T) {
+	_, err := NewTable(TableConfig{Deployments: []*Deployment{{ID: "a", ModelGroup: "a/b"}, {ID: "b", ModelGroup: "a_b"}}})
+	if err == nil || !strings.Contains(err.Error(), `both map to Envoy cluster "tollgate_pool_a_b"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
