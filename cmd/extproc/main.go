@@ -5,9 +5,10 @@
 //	extproc [-config tollgate.yaml]
 //
 // With no -config it runs on the embedded demo config (fake providers on
-// localhost, demo key sk-tollgate-demo). SIGHUP reloads the config, keeping
-// the last good one when the new one is invalid; SIGTERM stops accepting
-// streams and lets in-flight ones finish up to server.shutdown_timeout.
+// localhost, demo key sk-tollgate-demo). The config file is reloaded when
+// its content changes (-poll) and on SIGHUP, keeping the last good config
+// when the new one is invalid; SIGTERM stops accepting streams and lets
+// in-flight ones finish up to server.shutdown_timeout.
 package main
 
 import (
@@ -54,10 +55,18 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
 	fs.SetOutput(logOut)
 	configPath := fs.String("config", "", "config file (default: the embedded demo config)")
+	poll := fs.Duration("poll", 5*time.Second, "how often to check the config file for changes (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rt, err := config.Load(*configPath, os.LookupEnv)
+	data := config.Default()
+	if *configPath != "" {
+		var err error
+		if data, err = os.ReadFile(*configPath); err != nil {
+			return fmt.Errorf("read config: %w", err)
+		}
+	}
+	rt, err := config.FromBytes(data, os.LookupEnv)
 	if err != nil {
 		return err
 	}
@@ -104,26 +113,44 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		ready <- [2]string{grpcLn.Addr().String(), adminLn.Addr().String()}
 	}
 
-	for {
-		select {
-		case <-reload:
-			next, err := config.Load(*configPath, os.LookupEnv)
-			if err != nil {
-				log.Error("config reload rejected; keeping the running config", slog.Any("error", err))
-				continue
-			}
-			srv.SwapRuntime(next)
-			log.Info("config reloaded")
-		case err := <-errc:
-			gs.Stop()
-			admin.Close()
-			return fmt.Errorf("serve: %w", err)
-		case <-ctx.Done():
-			draining.Store(true)
-			hs.Shutdown()
-			return shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
-		}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if *configPath != "" {
+		// The same file drives cmd/xds: following its edits keeps this
+		// replica on the pool version Envoy has.
+		go config.Watch(watchCtx, *configPath, *poll, reload, data,
+			func(next []byte) { applyConfig(log, srv, rt.Server, next) },
+			func(err error) {
+				log.Error("config file unreadable; keeping the running config", slog.Any("error", err))
+			})
 	}
+
+	select {
+	case err := <-errc:
+		gs.Stop()
+		admin.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		draining.Store(true)
+		hs.Shutdown()
+		return shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
+	}
+}
+
+// applyConfig installs a new config for new streams, or keeps the running
+// one when the new one is invalid. Listen addresses and limits of the gRPC
+// server are fixed at start; changing them needs a restart.
+func applyConfig(log *slog.Logger, srv *extproc.Server, running config.Server, data []byte) {
+	next, err := config.FromBytes(data, os.LookupEnv)
+	if err != nil {
+		log.Error("config reload rejected; keeping the running config", slog.Any("error", err))
+		return
+	}
+	if s := next.Server; s.GRPCAddress != running.GRPCAddress || s.AdminAddress != running.AdminAddress || s.MaxRequestBodyBytes != running.MaxRequestBodyBytes {
+		log.Warn("server addresses and body limit changed in the config take effect only after a restart")
+	}
+	srv.SwapRuntime(next)
+	log.Info("config reloaded")
 }
 
 // shutdown stops accepting streams and waits for in-flight ones up to the

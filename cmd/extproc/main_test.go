@@ -57,7 +57,7 @@ func TestRun_ServesDrainsAndReloads(t *testing.T) {
 	ready := make(chan [2]string, 1)
 	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-config", path}, &logs, reload, ready) }()
+	go func() { done <- run(ctx, []string{"-config", path, "-poll", "10ms"}, &logs, reload, ready) }()
 	var addrs [2]string
 	select {
 	case addrs = <-ready:
@@ -109,12 +109,18 @@ func TestRun_ServesDrainsAndReloads(t *testing.T) {
 		t.Fatalf("large body rejected: %v", r.GetImmediateResponse())
 	}
 
-	// A broken config is rejected and the running one keeps serving.
+	// An edit is picked up by polling; a broken one is rejected and the
+	// running config keeps serving; SIGHUP forces a reload.
+	if err := os.WriteFile(path, []byte(strings.Replace(cfg, "sk-test}", "sk-test}, {key: sk-new}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "config reloaded") })
 	if err := os.WriteFile(path, []byte("model_list: nope"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reload <- syscall.SIGHUP
 	waitFor(t, func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	reload <- syscall.SIGHUP
+	waitFor(t, func() bool { return strings.Count(logs.String(), "config reload rejected") == 2 })
 
 	// SIGTERM with a stream in flight: not ready any more, the stream can
 	// still finish, and run returns once it has.

@@ -57,9 +57,9 @@ type Server struct {
 	mu sync.Mutex
 	// version is the served snapshot's version; "" before the first.
 	version string
-	// content is the hash of the last config content applied, good or
-	// bad, so a poll does not reject the same bad edit again.
-	content [sha256.Size]byte
+	// applied is the last config content applied, good or bad, so a poll
+	// does not reject the same bad edit again.
+	applied []byte
 }
 
 // NewServer builds a Server with no snapshot: Envoy's requests wait until

@@ -2,7 +2,6 @@ package xds
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -35,54 +34,23 @@ func (s *Server) Reload(ctx context.Context, src Source) error {
 }
 
 // Watch reloads src whenever its content changes (checked every poll; a
-// zero poll disables polling) and on every value from reload (SIGHUP),
-// which reloads even unchanged content since referenced environment
-// variables or secret files may have changed. It returns when ctx is done.
-// Run Reload first: Watch reloads only content that differs from what was
-// last applied.
+// zero poll disables polling) and on every value from reload (SIGHUP); see
+// config.Watch. Run Reload first: Watch reloads only content that differs
+// from what was last applied.
 func (s *Server) Watch(ctx context.Context, src Source, poll time.Duration, reload <-chan os.Signal) {
-	var tick <-chan time.Time
-	if poll > 0 {
-		t := time.NewTicker(poll)
-		defer t.Stop()
-		tick = t.C
-	}
-	// readErr is the last read failure, so a file missing for many polls
-	// (an editor's rename) logs once.
-	readErr := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-reload:
-			s.log.Info("reload requested", slog.String("path", src.Path))
-			_ = s.Reload(ctx, src) // logged and counted by Reload
-			readErr = ""
-		case <-tick:
-			data, err := os.ReadFile(src.Path)
-			if err != nil {
-				if err.Error() != readErr {
-					readErr = err.Error()
-					s.reject(src, fmt.Errorf("read config: %w", err))
-				}
-				continue
-			}
-			readErr = ""
-			s.mu.Lock()
-			same := sha256.Sum256(data) == s.content
-			s.mu.Unlock()
-			if !same {
-				_ = s.apply(ctx, src, data) // logged and counted by apply
-			}
-		}
-	}
+	s.mu.Lock()
+	applied := s.applied
+	s.mu.Unlock()
+	config.Watch(ctx, src.Path, poll, reload, applied,
+		func(data []byte) { _ = s.apply(ctx, src, data) }, // logged and counted by apply
+		func(err error) { s.reject(src, fmt.Errorf("read config: %w", err)) })
 }
 
 // apply loads, renders and serves one version of the config content, and
 // logs and counts the outcome.
 func (s *Server) apply(ctx context.Context, src Source, data []byte) error {
 	s.mu.Lock()
-	s.content = sha256.Sum256(data)
+	s.applied = data
 	s.mu.Unlock()
 	version, changed, err := s.load(ctx, src, data)
 	switch {
