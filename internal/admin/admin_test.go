@@ -68,9 +68,12 @@ func newEnv(t *testing.T) *env {
 	if sharedRedis == nil {
 		t.Skip("redis-server not installed at " + redistest.Binary)
 	}
-	c := redis.NewClient(&redis.Options{Addr: sharedRedis.Addr})
+	c := redis.NewClient(&redis.Options{Addr: sharedRedis.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
-	store := policy.NewRedisStore(c, policy.RedisStoreConfig{Prefix: strings.ReplaceAll(t.Name(), "/", ".")})
+	store, err := policy.NewRedisStore(c, policy.RedisStoreConfig{Prefix: strings.ReplaceAll(t.Name(), "/", ".")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	clk := &clock{}
 	clk.ns.Store(t0.UnixNano())
 	h, err := New(Config{MasterKey: master, Store: store, Spend: fakeSpend{}, Clock: clk.Now,

@@ -27,8 +27,9 @@ type AuthConfig struct {
 	// the feed itself is down.
 	CacheTTL time.Duration
 	// StaleFor is how long past its TTL a cached key keeps working while
-	// the store cannot be reached; default 1h. Zero after defaults never
-	// happens; set a negative value to disable serving stale entries.
+	// the store cannot be reached; default 1h, and a negative value turns
+	// stale serving off (an outage then rejects every stored key with
+	// ErrUnavailable).
 	StaleFor time.Duration
 	// StoreTimeout bounds each store lookup; default 250ms.
 	StoreTimeout time.Duration

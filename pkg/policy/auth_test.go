@@ -18,8 +18,8 @@ func storeBackends(t *testing.T, f func(t *testing.T, s Store, replica func() St
 	})
 	t.Run("redis", func(t *testing.T) {
 		c, prefix := redisClient(t)
-		f(t, NewRedisStore(c, RedisStoreConfig{Prefix: prefix}), func() Store {
-			return NewRedisStore(newClient(t, sharedRedis.Addr), RedisStoreConfig{Prefix: prefix})
+		f(t, newRedisStore(t, c, RedisStoreConfig{Prefix: prefix}), func() Store {
+			return newRedisStore(t, newClient(t, sharedRedis.Addr), RedisStoreConfig{Prefix: prefix})
 		})
 	})
 }

@@ -21,11 +21,11 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}, DialerRetries: 1})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}, DialerRetries: 1, ContextTimeoutEnabled: true})
 	defer c.Close()
 	ctx := t.Context()
 
-	s := NewRedisStore(c, RedisStoreConfig{})
+	s := newRedisStore(t, c, RedisStoreConfig{})
 	if err := s.PutTeam(ctx, &Team{ID: "t", Limits: Limits{RPM: 3}}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,9 +107,11 @@ type RateInfo struct {
 }
 
 // Limiter admits requests against rate limits and budgets. Implementations
-// are safe for concurrent use. Admit returns *LimitError (429),
-// *BudgetError (429 budget_exceeded, as the issue names the budget) or an
-// error wrapping ErrUnavailable (503, fail_closed mode only).
+// are safe for concurrent use. Admit returns *LimitError (answer 429
+// rate_limit_error with retry-after), *BudgetError (429 with type and code
+// budget_exceeded: OpenAI's status for exhausted quota, LiteLLM's type) or
+// an error wrapping ErrUnavailable (503, fail_closed mode only); any other
+// error is the caller's context ending.
 type Limiter interface {
 	Admit(ctx context.Context, r Request) (*Admission, error)
 }

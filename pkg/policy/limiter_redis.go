@@ -155,9 +155,12 @@ type RedisLimiter struct {
 var _ Limiter = (*RedisLimiter)(nil)
 
 // NewRedisLimiter returns a limiter on c (standalone or Cluster); it does
-// not own or close c. rnd seeds this replica's slot ids (crypto/rand when
+// not own or close c, which must honour context deadlines. rnd seeds this replica's slot ids (crypto/rand when
 // nil).
 func NewRedisLimiter(c redis.UniversalClient, cfg LimiterConfig, rnd io.Reader) (*RedisLimiter, error) {
+	if err := checkClient(c); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	if cfg.Failure != FailDegrade && cfg.Failure != FailClosed {
 		return nil, fmt.Errorf("limiter failure mode %q: want %q or %q", cfg.Failure, FailDegrade, FailClosed)

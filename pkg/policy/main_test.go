@@ -50,9 +50,10 @@ func redisClient(t testing.TB) (redis.UniversalClient, string) {
 func newClient(t testing.TB, addr string) redis.UniversalClient {
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1,
-		// One dial attempt, as docs/policy.md recommends: a Redis that is
-		// down must fail fast so the fallbacks take over.
-		DialerRetries: 1})
+		// As docs/policy.md recommends: one dial attempt and context
+		// deadlines honoured, so a Redis that is down or slow fails fast and
+		// the fallbacks take over.
+		DialerRetries: 1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -75,3 +76,28 @@ func newFakeClock(t time.Time) *fakeClock {
 func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 func (c *fakeClock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+
+func newRedisStore(t testing.TB, c redis.UniversalClient, cfg RedisStoreConfig) *RedisStore {
+	t.Helper()
+	s, err := NewRedisStore(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestNewRedis_RejectsClientsIgnoringDeadlines(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	if _, err := NewRedisStore(c, RedisStoreConfig{}); err == nil {
+		t.Error("NewRedisStore accepted a client without ContextTimeoutEnabled")
+	}
+	if _, err := NewRedisLimiter(c, LimiterConfig{}, nil); err == nil {
+		t.Error("NewRedisLimiter accepted a client without ContextTimeoutEnabled")
+	}
+	ok := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+	defer ok.Close()
+	if _, err := NewRedisLimiter(ok, LimiterConfig{Failure: "sometimes"}, nil); err == nil {
+		t.Error("NewRedisLimiter accepted an unknown failure mode")
+	}
+}

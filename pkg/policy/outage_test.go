@@ -84,7 +84,7 @@ func TestRedisOutage(t *testing.T) {
 			rec := NewKeyRecord(secret, time.Now())
 			rec.TeamID, rec.Limits, rec.Budget = "t", Limits{RPM: 100_000, MaxParallel: 50}, team.Budget
 			seed := func() {
-				s := NewRedisStore(newClient(t, srv.Addr), RedisStoreConfig{})
+				s := newRedisStore(t, newClient(t, srv.Addr), RedisStoreConfig{})
 				if err := s.PutTeam(ctx, team); err != nil {
 					t.Fatal(err)
 				}
@@ -98,7 +98,7 @@ func TestRedisOutage(t *testing.T) {
 			for range 2 {
 				c := newClient(t, srv.Addr)
 				r := &replica{
-					auth: NewAuthenticator(AuthConfig{Store: NewRedisStore(c, RedisStoreConfig{Timeout: 50 * time.Millisecond}), CacheTTL: 20 * time.Millisecond}),
+					auth: NewAuthenticator(AuthConfig{Store: newRedisStore(t, c, RedisStoreConfig{Timeout: 50 * time.Millisecond}), CacheTTL: 20 * time.Millisecond}),
 					lim:  newRedisLimiter(t, c, LimiterConfig{Failure: mode, Timeout: 50 * time.Millisecond, RetryInterval: 50 * time.Millisecond}),
 				}
 				go func() { _ = r.auth.Run(ctx) }()
@@ -176,5 +176,44 @@ func TestRedisOutage(t *testing.T) {
 				t.Fatalf("spend dropped: %+v", s)
 			}
 		})
+	}
+}
+
+// TestRedisSlow pauses Redis (CLIENT PAUSE) so calls hang rather than
+// fail: the per-call deadlines must keep the request path fast, with keys
+// from the cache and limits degraded.
+func TestRedisSlow(t *testing.T) {
+	c, prefix := redisClient(t)
+	ctx := t.Context()
+	store := newRedisStore(t, c, RedisStoreConfig{Prefix: prefix})
+	secret, _ := putKey(t, store, nil)
+	clock := newFakeClock(t0)
+	auth := NewAuthenticator(AuthConfig{Store: store, Clock: clock.Now, StoreTimeout: 50 * time.Millisecond})
+	lim := newRedisLimiter(t, c, LimiterConfig{Prefix: prefix, Timeout: 50 * time.Millisecond})
+	if _, err := auth.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Minute) // the cached entry is due for a refetch
+
+	admin := newClient(t, sharedRedis.Addr)
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", 400, "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Do(context.WithoutCancel(ctx), "CLIENT", "UNPAUSE")
+	start := time.Now()
+	k, err := auth.Authenticate(ctx, secret)
+	if err != nil {
+		t.Fatalf("cached key while Redis hangs: %v", err)
+	}
+	a, err := lim.Admit(ctx, Request{Key: &Key{ID: k.ID, Limits: Limits{RPM: 10}}})
+	if err != nil {
+		t.Fatalf("admit while Redis hangs: %v", err)
+	}
+	_ = a.Done(ctx, Outcome{})
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Fatalf("request path took %v while Redis hung; deadlines not applied", d)
+	}
+	if !lim.Stats().Degraded || auth.Stats().StaleServed != 1 {
+		t.Fatalf("stats: limiter %+v, auth %+v", lim.Stats(), auth.Stats())
 	}
 }

@@ -32,15 +32,41 @@ type RedisStore struct {
 
 var _ Store = (*RedisStore)(nil)
 
-// NewRedisStore returns a store on c; it does not own or close c.
-func NewRedisStore(c redis.UniversalClient, cfg RedisStoreConfig) *RedisStore {
+// NewRedisStore returns a store on c; it does not own or close c. c must
+// honour context deadlines (see checkClient).
+func NewRedisStore(c redis.UniversalClient, cfg RedisStoreConfig) (*RedisStore, error) {
+	if err := checkClient(c); err != nil {
+		return nil, err
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "tg"
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 250 * time.Millisecond
 	}
-	return &RedisStore{c: c, prefix: cfg.Prefix, timeout: cfg.Timeout}
+	return &RedisStore{c: c, prefix: cfg.Prefix, timeout: cfg.Timeout}, nil
+}
+
+// checkClient rejects clients that ignore context deadlines: go-redis
+// applies them to reads and writes only with ContextTimeoutEnabled, and
+// without it a hung Redis stalls each request for the client's
+// ReadTimeout (3s by default) instead of the policy timeouts.
+func checkClient(c redis.UniversalClient) error {
+	var enabled bool
+	switch v := c.(type) {
+	case *redis.Client:
+		enabled = v.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		enabled = v.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		enabled = v.Options().ContextTimeoutEnabled
+	default:
+		return fmt.Errorf("policy: unsupported redis client %T", c)
+	}
+	if !enabled {
+		return errors.New("policy: the redis client must set ContextTimeoutEnabled so per-call deadlines apply")
+	}
+	return nil
 }
 
 func (s *RedisStore) keyName(hash string) string { return s.prefix + ":{key:" + hash + "}" }
