@@ -341,7 +341,7 @@ func TestParsePriceFile(t *testing.T) {
 
 // The built-in table must load and price every model it lists; a broken
 // embedded file would otherwise only show at start-up.
-func TestBuiltinPrices(t *testing.T) {
+func TestNewPriceTable_Builtin(t *testing.T) {
 	table, err := accounting.NewPriceTable(accounting.PriceTableConfig{})
 	if err != nil {
 		t.Fatal(err)

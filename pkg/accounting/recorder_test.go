@@ -266,6 +266,36 @@ func TestRecorder_RetriesFailingSink(t *testing.T) {
 	}
 }
 
+// While the sink is down the writer holds at most MaxPending records and
+// the queue at most QueueSize; everything past that is dropped, so an
+// outage cannot grow memory without bound.
+func TestRecorder_BacklogBounded(t *testing.T) {
+	r := accounting.NewRecorder(accounting.RecorderConfig{
+		Sink: &downSink{accounting.NewMemorySink(0)}, QueueSize: 50, MaxPending: 100,
+		RetryMin: time.Millisecond, FlushInterval: time.Millisecond,
+	})
+	accepted := 0
+	for i := range 1000 {
+		if r.Record(loadRecord(i)) {
+			accepted++
+		}
+		if i%25 == 0 {
+			time.Sleep(time.Millisecond) // let the writer drain the queue
+		}
+	}
+	if accepted > 150 || accepted+int(r.Dropped()) != 1000 {
+		t.Errorf("accepted %d, dropped %d; want at most 150 accepted and the rest dropped", accepted, r.Dropped())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := r.Close(ctx); err == nil {
+		t.Error("Close with the sink down succeeded")
+	}
+	if r.Dropped() != 1000 {
+		t.Errorf("after Close dropped %d, want all 1000", r.Dropped())
+	}
+}
+
 func TestRecorder_CloseTimeout(t *testing.T) {
 	m, reg := newTestMetrics(t)
 	r := accounting.NewRecorder(accounting.RecorderConfig{
