@@ -23,8 +23,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate-gw/tollgate/internal/envoyconfig"
 )
 
 const testNode = "envoysim-test"
@@ -50,6 +53,7 @@ func (c parkingCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription
 // cache, recording what the stand-in sends and receives.
 type xdsServer struct {
 	cache cachev3.SnapshotCache
+	node  string // snapshot key: the node id
 	addr  string
 	srv   *grpc.Server
 
@@ -67,7 +71,7 @@ type xdsRequest struct {
 
 func startXDS(t *testing.T) *xdsServer {
 	t.Helper()
-	x := &xdsServer{cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)}
+	x := &xdsServer{cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil), node: testNode}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +147,7 @@ func (x *xdsServer) set(t *testing.T, version string, clusters []*clusterv3.Clus
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := x.cache.SetSnapshot(t.Context(), testNode, snap); err != nil {
+	if err := x.cache.SetSnapshot(t.Context(), x.node, snap); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -569,6 +573,58 @@ func TestEDS_EndpointsArriveAndWarmCluster(t *testing.T) {
 	}
 }
 
+func TestADS_DuplicateClusterIsSkippedAndNACKed(t *testing.T) {
+	// go-control-plane's snapshots cannot hold a duplicate, so the response
+	// goes straight to the client, whose stream is never started.
+	sim, err := New(renderBootstrap(t, simConfig{ADS: true}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	resp := &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.ClusterType, VersionInfo: "v1"}
+	for _, timeout := range []string{"1s", "3s"} {
+		a, err := anypb.New(pool(t, poolSpec{Name: "tollgate_pool_a", ConnectTimeout: timeout, eps: [][]testEP{{{"127.0.0.1:1", "dep"}}}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Resources = append(resp.Resources, a)
+	}
+	err = sim.ads.onClusters(resp)
+	if err == nil || !strings.Contains(err.Error(), "duplicate cluster tollgate_pool_a found") {
+		t.Fatalf("onClusters = %v, want the duplicate reported", err)
+	}
+	if cl := sim.cluster("tollgate_pool_a"); cl == nil || cl.connectTTL != time.Second {
+		t.Fatal("want the first of the duplicates applied, as Envoy does")
+	}
+}
+
+func TestEDS_RebuiltClusterWarmsFromLastAssignment(t *testing.T) {
+	up := startUpstream(t, nil)
+	spec := func(timeout string) []*clusterv3.Cluster {
+		return []*clusterv3.Cluster{pool(t, poolSpec{Name: "tollgate_pool_a", EDS: true, ConnectTimeout: timeout})}
+	}
+	la := cla(t, "tollgate_pool_a", []testEP{{up.addr(), "dep-a"}})
+	e := startADS(t, "v1", spec("1s"), la)
+	e.waitReady(t)
+	old := e.sim.cluster("tollgate_pool_a")
+	// Only CDS changes: the server has nothing new to send for EDS.
+	snap, err := cachev3.NewSnapshot("v2", map[resourcev3.Type][]types.Resource{resourcev3.ClusterType: {spec("2s")[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Resources[types.Endpoint] = cachev3.NewResources("v1", []types.Resource{la})
+	if err := e.xds.cache.SetSnapshot(t.Context(), testNode, snap); err != nil {
+		t.Fatal(err)
+	}
+	e.xds.answer(t, resourcev3.ClusterType, "v2")
+	if cl := e.sim.cluster("tollgate_pool_a"); cl == old || cl.connectTTL != 2*time.Second {
+		t.Fatal("the changed EDS cluster is not active: it should warm from the last accepted assignment")
+	}
+	if code, _ := e.send(t, "tollgate_pool_a"); code != 200 {
+		t.Fatalf("status %d, want 200", code)
+	}
+}
+
 func TestEDS_KeepsOnlyFirstEndpointPerAddress(t *testing.T) {
 	upA, upB := startUpstream(t, nil), startUpstream(t, nil)
 	e := startADS(t, "v1", []*clusterv3.Cluster{pool(t, poolSpec{Name: "tollgate_pool_a", EDS: true})},
@@ -654,5 +710,47 @@ func TestWarming_UnwarmedClusterIs503(t *testing.T) {
 				t.Fatalf("status %d %s, want 503 like an unknown cluster", code, body)
 			}
 		})
+	}
+}
+
+func TestADS_ExampleBootstrapTakesThePoolsOverCDS(t *testing.T) {
+	local, err := envoyconfig.Load("../../examples/local/envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := envoyconfig.Load("../../examples/xds/envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The xDS server sends the pools examples/local/envoy.yaml has static.
+	var pools []*clusterv3.Cluster
+	for _, c := range local.GetStaticResources().GetClusters() {
+		if strings.HasPrefix(c.GetName(), "tollgate_pool_") {
+			pools = append(pools, c)
+		}
+	}
+	x := startXDS(t)
+	x.node = b.GetNode().GetId()
+	x.set(t, "v1", pools)
+	sim, err := New(b, Options{ListenAddr: "127.0.0.1:0", ClusterOverrides: map[string][]string{"xds_cluster": {x.addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := sim.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range pools {
+		if cl := sim.cluster(c.GetName()); cl == nil || len(cl.upstream) != 1 {
+			t.Errorf("pool %s missing or without its upstream ext_proc filter", c.GetName())
+		}
+	}
+	if n := sim.Counter("cluster_manager.cds.update_success"); n != 1 {
+		t.Fatalf("cds update_success = %d, want 1", n)
 	}
 }

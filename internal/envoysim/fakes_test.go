@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -391,9 +392,9 @@ type testEnv struct {
 	proc *fakeExtProc
 }
 
-// startSim renders cfg, points extproc at proc and the pool endpoints at
-// pool (one address per endpoint), and starts the sim.
-func startSim(t *testing.T, cfg simConfig, proc *fakeExtProc, pool []string, mutate func(*Options)) *testEnv {
+// renderBootstrap fills the test template, with defaults for what cfg
+// leaves empty, and parses it.
+func renderBootstrap(t *testing.T, cfg simConfig) *bootstrapv3.Bootstrap {
 	t.Helper()
 	if cfg.ListenerLimit == 0 {
 		cfg.ListenerLimit = 1 << 20
@@ -418,6 +419,14 @@ func startSim(t *testing.T, cfg simConfig, proc *fakeExtProc, pool []string, mut
 	if err != nil {
 		t.Fatalf("test bootstrap: %v\n%s", err, buf.String())
 	}
+	return b
+}
+
+// startSim renders cfg, points extproc at proc and the pool endpoints at
+// pool (one address per endpoint), and starts the sim.
+func startSim(t *testing.T, cfg simConfig, proc *fakeExtProc, pool []string, mutate func(*Options)) *testEnv {
+	t.Helper()
+	b := renderBootstrap(t, cfg)
 	o := Options{ListenAddr: "127.0.0.1:0", ClusterOverrides: map[string][]string{}, BackoffDisabled: true}
 	if pool != nil {
 		o.ClusterOverrides["tollgate_pool_a"] = pool

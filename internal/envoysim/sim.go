@@ -7,6 +7,47 @@
 //
 // Configuration it does not emulate is rejected by New with an error naming
 // it, rather than silently ignored.
+//
+// # Clusters over ADS
+//
+// With dynamic_resources.ads_config (api_type GRPC, transport V3, one
+// envoy_grpc service naming a static HTTP/2 cluster) the stand-in opens one
+// state-of-the-world ADS stream to that cluster's first endpoint, after
+// Options.ClusterOverrides and RewriteAddress, like Envoy's GrpcMuxImpl:
+//
+//   - cds_config {ads: {}} subscribes to every Cluster (wildcard); EDS
+//     clusters with eds_config {ads: {}} subscribe to their
+//     ClusterLoadAssignment by service_name, or by cluster name.
+//   - The bootstrap node goes in the first request of each stream, or in
+//     every request without set_node_on_first_message_only.
+//   - A response is ACKed with its version_info and nonce, or NACKed with
+//     the last accepted version, its nonce and error_detail (code INTERNAL).
+//     As in Envoy, a resource of the wrong type or failing its own proto
+//     constraints rejects the whole response; a cluster that fails to build
+//     (a packed typed_config failing validation, a duplicate name, anything
+//     envoysim does not emulate) is skipped while the rest of the response
+//     is applied, and the response is still NACKed.
+//   - Clusters missing from a CDS response are removed; a changed cluster
+//     is built anew (hosts, outlier state and connections reset); an
+//     unchanged one, or one named like a static cluster, is left alone.
+//   - An EDS cluster is warming, and routes to it get 503 like an unknown
+//     cluster, until its first ClusterLoadAssignment; an updated cluster
+//     warms while the previous version keeps serving, from the last
+//     accepted assignment when there is one (Envoy's ADS EDS cache).
+//     Endpoint updates change the hosts in place: only the first endpoint
+//     per address across priorities is kept, and a host whose address and
+//     hostname survive keeps its outlier state and connections.
+//   - A broken stream is reopened after a jittered exponential backoff
+//     (500 ms to 30 s, reset once a response arrives) and every
+//     subscription is re-sent with its last accepted version.
+//   - Sim.WaitReady returns once the first CDS response has been applied or
+//     rejected and no cluster is warming.
+//
+// Not emulated: LDS, RDS, SDS, LEDS, delta xDS, google_grpc and TLS to the
+// xDS server, initial_fetch_timeout, ads rate_limit_settings, resource TTLs
+// and xdstp names. The listener serves from Start, before initialisation,
+// where Envoy would wait; call WaitReady first. The node is sent as written,
+// without the user agent and extension lists Envoy adds.
 package envoysim
 
 import (
@@ -49,7 +90,9 @@ type Options struct {
 	ListenAddr string
 	// ClusterOverrides replaces the endpoint addresses of a cluster, in
 	// the order the endpoints appear (priority by priority). The list must
-	// have one address per endpoint. Nil: no overrides.
+	// have one address per endpoint (for EDS, per assignment, after
+	// duplicates are dropped). With CDS, names of clusters still to come
+	// are allowed. Nil: no overrides.
 	ClusterOverrides map[string][]string
 	// RewriteAddress, when set, maps every endpoint address after
 	// ClusterOverrides: f(cluster, "host:port").

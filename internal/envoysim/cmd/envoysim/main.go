@@ -39,6 +39,12 @@ func run(path, listen string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("envoysim serving", "url", sim.URL())
+	go func() {
+		// With dynamic_resources, pools arrive over ADS; say when they have.
+		if err := sim.WaitReady(ctx); err == nil {
+			log.Info("envoysim initialised")
+		}
+	}()
 	<-ctx.Done()
 	log.Info("envoysim shutting down")
 	return sim.Close()
