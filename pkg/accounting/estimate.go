@@ -5,6 +5,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tiktoken-go/tokenizer/codec"
+
+	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 // o200k is OpenAI's o200k_base BPE (gpt-4o, gpt-4.1, o-series, gpt-5). Its
@@ -105,4 +107,15 @@ func contentTokens(v gjson.Result) int64 {
 		return n
 	}
 	return 0
+}
+
+// EstimateUsage is the usage of a request the provider did not meter, or
+// whose stream was cut: the prompt estimated from the client's OpenAI chat
+// body and the output from the completion text the client received. Record
+// it with Record.Estimated set.
+func EstimateUsage(openAIChatBody []byte, completion string) transform.Usage {
+	return transform.Usage{
+		InputTokens:  EstimatePromptTokens(openAIChatBody),
+		OutputTokens: EstimateTokens(completion),
+	}
 }

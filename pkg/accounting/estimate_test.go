@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 func TestEstimateTokens(t *testing.T) {
@@ -74,6 +75,13 @@ func TestEstimatePromptTokens_Tools(t *testing.T) {
 	with := accounting.EstimatePromptTokens([]byte(`{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}`))
 	if with <= without {
 		t.Errorf("tools added no tokens: %d with, %d without", with, without)
+	}
+}
+
+func TestEstimateUsage(t *testing.T) {
+	got := accounting.EstimateUsage([]byte(`{"messages":[{"role":"user","content":"hello world"}]}`), "supercalifragilistic")
+	if want := (transform.Usage{InputTokens: 9, OutputTokens: 6}); got != want {
+		t.Errorf("EstimateUsage = %+v, want %+v", got, want)
 	}
 }
 
