@@ -95,11 +95,6 @@ func (m *mutation) setTranslated(hs []transform.Header) {
 	}
 }
 
-// immediate builds a local reply with an OpenAI error body.
-func immediate(e apiError) *extprocv3.ProcessingResponse {
-	return immediateJSON(e.Status, encodeError(e))
-}
-
 func immediateJSON(status int, body []byte) *extprocv3.ProcessingResponse {
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{

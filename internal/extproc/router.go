@@ -36,6 +36,7 @@ type routerStream struct {
 	requestID    string
 	key          *policy.Key
 	api          transform.API
+	endpoint     endpoint
 	group        *routing.Group
 	stream       bool
 	includeUsage bool
@@ -82,7 +83,7 @@ func (r *routerStream) reject(ctx context.Context, err error) *extprocv3.Process
 	if !known {
 		r.srv.log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("request_id", r.requestID), slog.Any("error", err))
 	}
-	return immediate(e)
+	return immediateJSON(e.Status, encodeErrorFor(r.api, e))
 }
 
 func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
@@ -93,21 +94,15 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 	}
 	path, _, _ := strings.Cut(headerValue(hm, ":path"), "?")
 	method := headerValue(hm, ":method")
-	var models bool
-	switch path {
-	case "/v1/chat/completions", "/chat/completions":
-		if method != http.MethodPost {
-			return nil, errMethod(method, path, http.MethodPost)
-		}
-		r.api = transform.APIChatCompletions
-	case "/v1/models", "/models":
-		if method != http.MethodGet {
-			return nil, errMethod(method, path, http.MethodGet)
-		}
-		models = true
-	default:
+	ep, ok := endpoints[path]
+	if !ok {
 		return nil, errUnknownPath(path)
 	}
+	r.api, r.endpoint = ep.api, ep
+	if method != ep.method {
+		return nil, errMethod(method, path, ep.method)
+	}
+	models := ep.api == ""
 	key, err := r.rt.Keys.Authenticate(clientKey(hm))
 	if err != nil {
 		return nil, err
@@ -118,7 +113,7 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 		return immediateJSON(http.StatusOK, modelList(r.rt.Routes, key)), nil
 	}
 	if h.GetEndOfStream() {
-		return nil, badRequest("", "missing_body", "the request has no body; send a JSON chat completion request")
+		return nil, badRequest("", "missing_body", "the request has no body; send a JSON request body")
 	}
 	// Credentials and gateway headers from the client are dropped before
 	// anything else can read them.
@@ -162,7 +157,7 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 	if limit := r.rt.Server.MaxRequestBodyBytes; int64(len(body)) > limit {
 		return nil, errBodyTooLarge(int64(len(body)), limit)
 	}
-	f, err := readChatFields(body)
+	f, err := readRequestFields(body, r.endpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -195,19 +190,19 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 	}, nil
 }
 
-// chatFields are the request fields the router-level filter acts on.
-type chatFields struct {
+// requestFields are the request fields the router-level filter acts on.
+type requestFields struct {
 	model        string
 	stream       bool
 	includeUsage bool
 }
 
-// readChatFields validates the body and reads its top-level fields in one
-// pass. The body is viewed as a string without a copy (gjson.GetBytes
+// readRequestFields validates the body and reads its top-level fields in
+// one pass. The body is viewed as a string without a copy (gjson.GetBytes
 // would copy every result, the whole messages array included); the view
 // lives only within this call, while the body is not modified.
-func readChatFields(body []byte) (chatFields, error) {
-	var f chatFields
+func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
+	var f requestFields
 	if len(body) == 0 {
 		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
 	}
@@ -215,13 +210,13 @@ func readChatFields(body []byte) (chatFields, error) {
 	if !gjson.Valid(js) || !isJSONObject(js) {
 		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
 	}
-	var model, messages, stream, streamOptions gjson.Result
+	var model, input, stream, streamOptions gjson.Result
 	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
 			model = v
-		case "messages":
-			messages = v
+		case ep.input:
+			input = v
 		case "stream":
 			stream = v
 		case "stream_options":
@@ -234,8 +229,11 @@ func readChatFields(body []byte) (chatFields, error) {
 		return f, badRequest("model", "missing_model", "you must provide a model parameter")
 	case model.Type != gjson.String:
 		return f, badRequest("model", "invalid_model", "model must be a string")
-	case !messages.IsArray():
-		return f, badRequest("messages", "invalid_messages", "messages must be an array of message objects")
+	case !ep.validInput(input):
+		if ep.inputArrayOnly {
+			return f, badRequest(ep.input, "invalid_"+ep.input, "%s must be an array", ep.input)
+		}
+		return f, badRequest(ep.input, "invalid_"+ep.input, "%s must be a string or an array", ep.input)
 	}
 	switch {
 	case !stream.Exists(), stream.Type == gjson.Null:
@@ -376,11 +374,11 @@ func (r *routerStream) translateBuffered(ctx context.Context, body []byte) ([]by
 		}
 		e := localReplyError(r.status, body)
 		r.errorType = e.Type
-		return encodeError(e), e.Status
+		return encodeErrorFor(r.api, e), e.Status
 	case !isSuccess(r.status):
 		pe := r.translator.ErrorBody(r.status, body)
 		r.errorType = pe.Type
-		return encodeError(apiError{pe.Status, pe.Type, pe.Code, pe.Param, pe.Message}), pe.Status
+		return encodeErrorFor(r.api, apiError{pe.Status, pe.Type, pe.Code, pe.Param, pe.Message}), pe.Status
 	}
 	res, err := r.translator.ResponseBody(body)
 	if err != nil {
@@ -389,7 +387,7 @@ func (r *routerStream) translateBuffered(ctx context.Context, body []byte) ([]by
 		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "",
 			"the provider's response could not be read"}
 		r.errorType = e.Type
-		return encodeError(e), e.Status
+		return encodeErrorFor(r.api, e), e.Status
 	}
 	r.usage, r.respModel = res.Usage, res.Model
 	return res.Body, r.status
@@ -405,7 +403,7 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 			slog.String("request_id", r.requestID), slog.String("deployment", r.deployment.ID), slog.Any("error", err))
 		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "", "the provider's stream could not be read"}
 		r.errorType = e.Type
-		res.Body = append(append([]byte("data: "), encodeError(e)...), "\n\n"...)
+		res.Body = append(append([]byte("data: "), encodeErrorFor(r.api, e)...), "\n\n"...)
 	}
 	r.usage = res.Usage
 	if res.Model != "" {

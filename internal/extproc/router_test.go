@@ -112,6 +112,7 @@ func TestRouter_Errors(t *testing.T) {
 		{"missing model", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"messages":[]}`)}, 400, "invalid_request_error", "missing_model", "model"},
 		{"non-string model", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"model":4,"messages":[]}`)}, 400, "invalid_request_error", "invalid_model", "model"},
 		{"missing messages", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"model":"gpt-4o"}`)}, 400, "invalid_request_error", "invalid_messages", "messages"},
+		{"messages not an array", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"model":"gpt-4o","messages":"hi"}`)}, 400, "invalid_request_error", "invalid_messages", "messages"},
 		{"non-bool stream", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"model":"gpt-4o","messages":[],"stream":"yes"}`)}, 400, "invalid_request_error", "invalid_stream", "stream"},
 		{"unknown model", []*extprocv3.ProcessingRequest{withKey("sk-all"), reqBody(`{"model":"gpt-9","messages":[]}`)}, 404, "invalid_request_error", "model_not_found", "model"},
 		{"model not allowed for key", []*extprocv3.ProcessingRequest{withKey("sk-claude"), reqBody(chatBody)}, 403, "permission_error", "model_not_allowed", "model"},

@@ -26,6 +26,7 @@ type upstreamStream struct {
 	deploymentID string
 
 	deployment *routing.Deployment
+	api        transform.API
 	attempt    int64
 	translator transform.RequestTranslator
 	body       []byte
@@ -49,7 +50,7 @@ func (u *upstreamStream) reject(ctx context.Context, err error) *extprocv3.Proce
 		u.srv.log.LogAttrs(ctx, slog.LevelError, "attempt failed",
 			slog.String("deployment", u.deploymentID), slog.Any("error", err))
 	}
-	resp := immediate(e)
+	resp := immediateJSON(e.Status, encodeErrorFor(u.api, e))
 	imm := resp.GetImmediateResponse()
 	imm.Headers.SetHeaders = append(imm.Headers.SetHeaders, setHeader(headerErrorSource, "gateway"))
 	return resp
@@ -65,11 +66,11 @@ func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.Proc
 	if n, err := strconv.ParseInt(headerValue(h.GetHeaders(), headerAttemptCnt), 10, 64); err == nil && n > 0 {
 		u.attempt = n
 	}
-	api := transform.API(metadataFields(req)[mdAPI].GetStringValue())
-	if api == "" {
-		api = transform.APIChatCompletions
+	u.api = transform.API(metadataFields(req)[mdAPI].GetStringValue())
+	if u.api == "" {
+		u.api = transform.APIChatCompletions
 	}
-	if u.translator, err = transform.NewRequestTranslator(api, d.Provider, d.Target()); err != nil {
+	if u.translator, err = transform.NewRequestTranslator(u.api, d.Provider, d.Target()); err != nil {
 		return u.reject(ctx, err)
 	}
 	if h.GetEndOfStream() {
