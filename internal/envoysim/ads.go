@@ -232,6 +232,12 @@ func (a *adsClient) handle(st discoveryv3.AggregatedDiscoveryService_StreamAggre
 		// CDS ACK goes out, so a changed EDS subscription is sent first.
 		if names := a.sim.edsServiceNames(); !slices.Equal(names, a.edsNames) {
 			a.edsNames = names
+			// Like Envoy's EDS cache, forget assignments nobody watches.
+			for n := range a.cla {
+				if !slices.Contains(names, n) {
+					delete(a.cla, n)
+				}
+			}
 			if err := a.send(st, resourcev3.EndpointType, nil); err != nil {
 				return err
 			}
@@ -241,11 +247,13 @@ func (a *adsClient) handle(st discoveryv3.AggregatedDiscoveryService_StreamAggre
 	return a.send(st, t, detail)
 }
 
+// statPrefix names the update counters: Envoy's for CDS; Envoy counts EDS
+// updates per cluster, envoysim per response.
 func statPrefix(typeURL string) string {
 	if typeURL == resourcev3.ClusterType {
 		return "cluster_manager.cds"
 	}
-	return "cluster_manager.eds"
+	return "eds"
 }
 
 // send writes a DiscoveryRequest for typeURL reflecting the current state.
