@@ -96,6 +96,7 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			Model:      model,
 			BaseURL:    base,
 			BasePath:   strings.TrimRight(u.Path, "/"),
+			Host:       u.Host,
 			APIKey:     key,
 			MaxTokens:  m.LiteLLMParams.MaxTokens,
 			Weight:     m.LiteLLMParams.Weight,

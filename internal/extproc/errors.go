@@ -73,6 +73,9 @@ func classify(err error) (apiError, bool) {
 			"", "the API key is not valid"}, true
 	case errors.Is(err, policy.ErrModelNotAllowed):
 		return apiError{http.StatusForbidden, transform.ErrorTypePermission, "model_not_allowed", "model", err.Error()}, true
+	case errors.Is(err, errCredentials):
+		return apiError{http.StatusServiceUnavailable, transform.ErrorTypeOverloaded, "provider_credentials_unavailable", "",
+			"the gateway could not obtain credentials for the provider; try again"}, false
 	case errors.Is(err, routing.ErrUnknownModel):
 		return apiError{http.StatusNotFound, transform.ErrorTypeInvalidRequest, "model_not_found", "model",
 			fmt.Sprintf("the model does not exist or you do not have access to it (%v)", err)}, true
@@ -122,3 +125,8 @@ func localReplyError(status int, body []byte) apiError {
 
 // errNoHeaders is a protocol violation: Envoy always sends headers first.
 var errNoHeaders = errors.New("request body arrived before request headers")
+
+// errCredentials marks a deployment whose credentials could not be
+// obtained (token endpoint down, signing failed); the detail is logged, not
+// shown.
+var errCredentials = errors.New("provider credentials unavailable")

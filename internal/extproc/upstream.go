@@ -2,13 +2,16 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/credentials"
 	"github.com/tollgate-gw/tollgate/pkg/routing"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
@@ -96,6 +99,23 @@ func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody)
 	res, err := u.translator.RequestBody(body)
 	if err != nil {
 		return u.reject(ctx, err)
+	}
+	if creds := u.deployment.Credentials; creds != nil {
+		sent := res.Body
+		if sent == nil {
+			sent = body
+		}
+		// Signatures cover the exact path, headers and bytes sent, so the
+		// source sees the translated request.
+		auth, err := creds.Apply(ctx, &credentials.Request{
+			Method: http.MethodPost, Host: u.deployment.Host, Path: res.Path, Headers: res.SetHeaders, Body: sent,
+		})
+		if err != nil {
+			// A local reply from an upstream filter is final in Envoy (no
+			// retry), so this attempt's failure is the client's answer.
+			return u.reject(ctx, fmt.Errorf("%w: deployment %s: %w", errCredentials, u.deployment.ID, err))
+		}
+		res.SetHeaders = append(res.SetHeaders, auth...)
 	}
 	// Attempt k sees the headers attempt k-1 left: every header this filter
 	// may have set is set or removed again.

@@ -1,11 +1,17 @@
 package extproc
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go"
+
+	"github.com/tollgate-gw/tollgate/pkg/credentials"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 func TestUpstream_OpenAIPassThroughNeedsNoBodyCopy(t *testing.T) {
@@ -111,6 +117,54 @@ func TestUpstream_Errors(t *testing.T) {
 			}
 			if set, _ := headers(imm.GetHeaders()); set[headerErrorSource] != "gateway" {
 				t.Error("upstream local reply lacks the marker the router-level filter passes on")
+			}
+		})
+	}
+}
+
+// fakeCredentials signs by echoing what it was asked to sign.
+type fakeCredentials struct {
+	got *credentials.Request
+	err error
+}
+
+func (f *fakeCredentials) Apply(_ context.Context, r *credentials.Request) ([]transform.Header, error) {
+	f.got = r
+	if f.err != nil {
+		return nil, f.err
+	}
+	return []transform.Header{{Key: "authorization", Value: "Signed " + r.Host + r.Path}}, nil
+}
+
+func TestUpstream_CredentialsSourceSignsTranslatedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{{"signs", nil, false}, {"source fails", errors.New("token endpoint down"), true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := testRuntime(t)
+			d, _ := rt.Routes.Deployment("anthropic-1")
+			creds := &fakeCredentials{err: tc.err}
+			d.Credentials = creds
+			t.Cleanup(func() { d.Credentials = nil })
+			srv := New(rt, Options{})
+			u := &upstreamStream{srv: srv, rt: rt, deploymentID: "anthropic-1"}
+			u.handle(t.Context(), upstreamHeaders("anthropic-1", ":path", "/v1/chat/completions"))
+			resp := u.handle(t.Context(), reqBody(chatBody))
+			if tc.wantErr {
+				imm := resp.GetImmediateResponse()
+				if imm.GetStatus().GetCode() != 503 || strings.Contains(string(imm.GetBody()), "token endpoint") {
+					t.Fatalf("reply = %v", resp)
+				}
+				return
+			}
+			set, _ := headers(resp.GetRequestBody().GetResponse().GetHeaderMutation())
+			if set["authorization"] != "Signed anthropic.test/v1/messages" {
+				t.Errorf("authorization = %q", set["authorization"])
+			}
+			if string(creds.got.Body) != string(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()) {
+				t.Error("the source did not see the translated body")
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tollgate-gw/tollgate/pkg/credentials"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -41,8 +42,18 @@ type Deployment struct {
 	BaseURL string
 	// BasePath is the path part of BaseURL, without a trailing slash.
 	BasePath string
+	// Host is BaseURL's authority, which Envoy's auto_host_rewrite sends
+	// and request signatures cover.
+	Host string
 	// APIKey is the resolved credential; never logged.
 	APIKey string
+	// Credentials authorize requests when a static key is not enough
+	// (SigV4, OAuth tokens); nil when APIKey suffices.
+	Credentials credentials.Source
+	// APIVersion, Region and Project are the provider routing facts some
+	// paths name (Azure api-version; Bedrock region; Vertex project and
+	// location).
+	APIVersion, Region, Project string
 	// MaxTokens is the max_tokens sent when the client gives none and the
 	// provider requires one. Zero means the translator's default.
 	MaxTokens int64
@@ -71,6 +82,9 @@ func (d *Deployment) Target() transform.Target {
 		Model:            d.Model,
 		BasePath:         d.BasePath,
 		APIKey:           d.APIKey,
+		APIVersion:       d.APIVersion,
+		Region:           d.Region,
+		Project:          d.Project,
 		DefaultMaxTokens: d.MaxTokens,
 		ForceStreamUsage: true,
 	}
