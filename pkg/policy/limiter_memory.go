@@ -196,7 +196,6 @@ func (m *MemoryLimiter) sweep(nowMs int64) {
 // counted in (if it is still one of the two that count) and adds spend.
 func (m *MemoryLimiter) settle(_ context.Context, a *Admission, o Outcome) error {
 	now := m.cfg.Clock()
-	var events []SoftBudgetEvent
 	m.mu.Lock()
 	for i := range a.scopes {
 		s := &a.scopes[i]
@@ -214,21 +213,42 @@ func (m *MemoryLimiter) settle(_ context.Context, a *Admission, o Outcome) error
 				}
 			}
 		}
-		if !s.budget.IsZero() && o.Cost > 0 {
-			sp := m.spendOf(s, now)
-			sp.spend += o.Cost
-			if softCrossed(s.budget, sp.spend, o.Cost) && !a.degrade {
-				events = append(events, SoftBudgetEvent{s.kind, s.id, *s.budget.Soft, sp.spend, sp.start})
-			}
-		}
 	}
 	m.mu.Unlock()
+	events := m.addSpend(a.scopes, o.Cost, now)
+	if a.degrade {
+		// The RedisLimiter reports the crossing when the spend reaches Redis.
+		return nil
+	}
 	for _, e := range events {
 		if m.cfg.OnSoftBudget != nil {
 			m.cfg.OnSoftBudget(e)
 		}
 	}
 	return nil
+}
+
+// addSpend adds cost to the budgeted scopes' current windows and returns
+// the soft-budget crossings it caused.
+func (m *MemoryLimiter) addSpend(scopes []scope, cost float64, now time.Time) []SoftBudgetEvent {
+	if cost <= 0 {
+		return nil
+	}
+	var events []SoftBudgetEvent
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range scopes {
+		s := &scopes[i]
+		if s.budget.IsZero() {
+			continue
+		}
+		sp := m.spendOf(s, now)
+		sp.spend += cost
+		if softCrossed(s.budget, sp.spend, cost) {
+			events = append(events, SoftBudgetEvent{s.kind, s.id, *s.budget.Soft, sp.spend, sp.start})
+		}
+	}
+	return events
 }
 
 // observeSpend raises the local view of a scope's spend to what Redis

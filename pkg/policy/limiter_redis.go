@@ -391,6 +391,8 @@ func (l *RedisLimiter) settle(ctx context.Context, a *Admission, o Outcome) erro
 		}
 		l.down(ctx, err)
 	}
+	// Count the spend locally too, so budget checks while degraded see it.
+	l.mem.addSpend(a.scopes, o.Cost, now)
 	l.queueSettle(a, o.Cost, now)
 	return nil
 }

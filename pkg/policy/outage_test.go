@@ -217,3 +217,40 @@ func TestRedisSlow(t *testing.T) {
 		t.Fatalf("stats: limiter %+v, auth %+v", lim.Stats(), auth.Stats())
 	}
 }
+
+// TestRedisOutage_BudgetWhileDegraded checks that a degraded replica still
+// enforces budgets from the spend it last saw in Redis plus its own.
+func TestRedisOutage_BudgetWhileDegraded(t *testing.T) {
+	srv, err := redistest.Start()
+	if errors.Is(err, redistest.ErrNoBinary) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := t.Context()
+	l := newRedisLimiter(t, newClient(t, srv.Addr), LimiterConfig{Clock: newFakeClock(t0).Now, Timeout: 50 * time.Millisecond})
+	k := &Key{ID: "k", Budget: Budget{Max: ptr(1), Duration: BudgetDuration{1, unitDay}}}
+	spend := func(cost float64) error {
+		a, err := l.Admit(ctx, Request{Key: k})
+		if err != nil {
+			return err
+		}
+		return a.Done(ctx, Outcome{Cost: cost})
+	}
+	if err := spend(0.75); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if err := spend(0.5); err != nil {
+		t.Fatalf("degraded admission under budget: %v", err)
+	}
+	var be *BudgetError
+	if err := spend(0.1); !errors.As(err, &be) || be.Spend != 1.25 {
+		t.Fatalf("degraded admission over budget: %v", err)
+	}
+	if s := l.Stats(); !s.Degraded || s.QueueLen != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
