@@ -131,8 +131,9 @@ func (a *Authenticator) Stats() AuthStats {
 
 // Authenticate returns the key for a secret, or ErrKeyMissing,
 // ErrKeyUnknown, ErrKeyExpired, ErrKeyBlocked (all three satisfy
-// errors.Is(err, ErrKeyUnknown): 401) or ErrUnavailable (503: the store
-// is unreachable and the secret is not cached).
+// errors.Is(err, ErrKeyUnknown): 401), ErrUnavailable (503: the store
+// is unreachable and the secret is not cached), or ctx's error when the
+// caller gives up first.
 func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, error) {
 	if secret == "" {
 		return nil, ErrKeyMissing
@@ -158,16 +159,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, 
 	var fresh *keyEntry
 	err := errStoreDown
 	if now.UnixNano() >= a.downUntil.Load() {
-		if fresh, err = a.fetch(ctx, h, now); err != nil {
+		fresh, err = a.fetch(ctx, h, now)
+		if err != nil && ctx.Err() != nil {
+			// The caller gave up (client abort); the store is not to blame.
+			return nil, fmt.Errorf("authenticate: %w", ctx.Err())
+		}
+		if err != nil {
+			// Logged once per retry interval, not once per request.
 			a.errs.Add(1)
 			a.downUntil.Store(now.Add(a.cfg.RetryInterval).UnixNano())
+			a.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "key store unreachable; serving cached keys, rejecting uncached ones with 503",
+				slog.String("error", err.Error()))
 		}
 	}
 	if err != nil {
 		if e != nil && a.cfg.StaleFor > 0 && now.Sub(e.fetched) < a.cfg.CacheTTL+a.cfg.StaleFor {
 			a.stale.Add(1)
-			a.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "policy store unreachable; serving cached key",
-				slog.String("error", err.Error()))
 			return a.check(e, h, now)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)

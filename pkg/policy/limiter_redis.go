@@ -308,14 +308,14 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, tokens in
 	var failErr error
 	var admitted [][2]int
 	for gi, r := range res {
+		var status, idx int64
 		if r.err == nil {
-			r.err = parseAdmit(r.vals, cs[groups[gi][0]:groups[gi][1]])
+			status, idx, r.err = parseAdmit(r.vals, cs[groups[gi][0]:groups[gi][1]])
 		}
 		if r.err != nil {
 			failErr = errors.Join(failErr, fmt.Errorf("redis rate limit script: %w", r.err))
 			continue
 		}
-		status, idx := r.vals[0].(int64), r.vals[1].(int64)
 		if status == 0 {
 			admitted = append(admitted, groups[gi])
 			continue
@@ -348,10 +348,16 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, tokens in
 	return a, nil
 }
 
-// parseAdmit reads the admit script's counts for one group into cs.
-func parseAdmit(vals []any, cs []counts) error {
+// parseAdmit reads the admit script's status, failing scope and counts
+// for one group.
+func parseAdmit(vals []any, cs []counts) (status, idx int64, err error) {
 	if len(vals) != 2+6*len(cs) {
-		return fmt.Errorf("unexpected reply of %d values", len(vals))
+		return 0, 0, fmt.Errorf("unexpected reply of %d values", len(vals))
+	}
+	status, ok1 := vals[0].(int64)
+	idx, ok2 := vals[1].(int64)
+	if !ok1 || !ok2 || idx < 0 || idx > int64(len(cs)) || (status == 0) != (idx == 0) {
+		return 0, 0, fmt.Errorf("unexpected reply status %v", vals[:2])
 	}
 	for i := range cs {
 		v := vals[2+6*i:]
@@ -364,11 +370,11 @@ func parseAdmit(vals []any, cs []counts) error {
 		s, isStr := v[5].(string)
 		f, err := strconv.ParseFloat(s, 64)
 		if ok != [5]bool{true, true, true, true, true} || !isStr || err != nil {
-			return fmt.Errorf("unexpected reply %v", v[:6])
+			return 0, 0, fmt.Errorf("unexpected reply %v", v[:6])
 		}
 		cs[i].spend = f
 	}
-	return nil
+	return status, idx, nil
 }
 
 // settle implements settler. A degraded admission settles locally and
