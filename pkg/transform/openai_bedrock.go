@@ -1,0 +1,1399 @@
+package transform
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// NewOpenAIToBedrockRequest returns a translator from chat completions
+// requests to Bedrock Converse requests for t.Model (a Bedrock model id,
+// inference profile or ARN). It sets no credentials: Bedrock requests are
+// signed afterwards (credentials.AWS). The translator implements
+// ToolNameMapper.
+//
+// Choices Converse forces:
+//   - tool_choice "none" has no Converse form: the choice is left out and
+//     the tools are kept, so the model may still call one.
+//   - A history with tool calls but no tools gets a placeholder spec per
+//     called tool, because Converse rejects toolUse and toolResult blocks
+//     without a toolConfig (LiteLLM's modify_params does the same).
+//   - Tool names Converse rejects are sanitised; ToolNames maps them back.
+//   - Tool results carry no status: OpenAI has no success flag, and only
+//     Anthropic models accept one.
+func NewOpenAIToBedrockRequest(t Target) RequestTranslator {
+	return &openAIToBedrockRequest{target: t}
+}
+
+// openAIToBedrockRequest translates chat completions requests into Converse
+// requests.
+type openAIToBedrockRequest struct {
+	target Target
+	names  bedrockToolNamer
+}
+
+var (
+	_ RequestTranslator = (*openAIToBedrockRequest)(nil)
+	_ ToolNameMapper    = (*openAIToBedrockRequest)(nil)
+)
+
+// ToolNames implements ToolNameMapper.
+func (t *openAIToBedrockRequest) ToolNames() map[string]string { return t.names.toClient }
+
+// bedrockFields are the top-level chat completions fields the translation
+// reads, collected in one pass over the body.
+type bedrockFields struct {
+	model, messages, tools, toolChoice, stop        gjson.Result
+	maxTokens, maxCompletionTokens, temperature     gjson.Result
+	topP, responseFormat, stream, reasoning, thinks gjson.Result
+}
+
+// defaultBedrockThinkingOutput is the room left for the answer above the
+// thinking budget when the client gave no max_tokens: Anthropic requires
+// max_tokens to exceed the budget.
+const defaultBedrockThinkingOutput = 4096
+
+// RequestBody implements RequestTranslator.
+func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error) {
+	t.names = bedrockToolNamer{}
+	if !gjson.ValidBytes(body) {
+		return RequestResult{}, invalidf("", "request body is not valid JSON")
+	}
+	// The gjson results are views of body and do not outlive the call.
+	doc := gjson.Parse(stringView(body))
+	if !doc.IsObject() {
+		return RequestResult{}, invalidf("", "request body must be a JSON object")
+	}
+	var f bedrockFields
+	var err error
+	doc.ForEach(func(k, v gjson.Result) bool {
+		if v.Type == gjson.Null {
+			return true
+		}
+		switch k.Str {
+		case "model":
+			f.model = v
+		case "messages":
+			f.messages = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "stop":
+			f.stop = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "max_completion_tokens":
+			f.maxCompletionTokens = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "response_format":
+			f.responseFormat = v
+		case "stream":
+			f.stream = v
+		case "reasoning_effort":
+			f.reasoning = v
+		case "thinking":
+			f.thinks = v
+		default:
+			err = checkBedrockUnsupported(k.Str, v)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return RequestResult{}, err
+	}
+	model := t.target.Model
+	if model == "" {
+		if f.model.Type != gjson.String || f.model.Str == "" {
+			return RequestResult{}, invalidf("model", "model is required")
+		}
+		model = f.model.Str
+	}
+	t.names.tools = f.tools
+	b := bedrockRequestBuilder{out: make([]byte, 0, len(body)+256), names: &t.names}
+	if err := b.build(model, &t.target, &f); err != nil {
+		t.names = bedrockToolNamer{}
+		return RequestResult{}, err
+	}
+	stream := f.stream.Type == gjson.True
+	return RequestResult{
+		Path:   string(appendBedrockPath([]byte(t.target.BasePath), model, stream)),
+		Body:   b.out,
+		Stream: stream,
+		SetHeaders: []Header{
+			{Key: "content-type", Value: "application/json"},
+		},
+		// Envoy hands each attempt the headers the previous attempt left;
+		// the signer adds Bedrock's own.
+		RemoveHeaders: []string{"authorization", "x-api-key", "api-key", "anthropic-version"},
+	}, nil
+}
+
+// checkBedrockUnsupported rejects parameters Converse cannot honour and
+// whose silent loss the client would notice. Parameters without visible
+// effect, and unknown ones, are ignored.
+func checkBedrockUnsupported(key string, v gjson.Result) error {
+	switch key {
+	case "n":
+		if v.Int() > 1 {
+			return invalidf(key, "n > 1 is not supported by bedrock models")
+		}
+	case "logprobs":
+		if v.Type == gjson.True {
+			return invalidf(key, "logprobs is not supported by bedrock models")
+		}
+	case "top_logprobs", "audio":
+		return invalidf(key, "%s is not supported by bedrock models", key)
+	case "logit_bias":
+		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
+			return invalidf(key, "logit_bias is not supported by bedrock models")
+		}
+	case "presence_penalty", "frequency_penalty":
+		if v.Float() != 0 {
+			return invalidf(key, "%s is not supported by bedrock models", key)
+		}
+	}
+	return nil
+}
+
+// bedrockToolNamer gives client tool names the names Converse accepts and
+// remembers the renames.
+type bedrockToolNamer struct {
+	// tools is the client's tools array, for collision checks.
+	tools gjson.Result
+	// toProvider and toClient hold renamed tools only; nil when none.
+	toProvider, toClient map[string]string
+}
+
+func (n *bedrockToolNamer) name(client string) string {
+	if validBedrockToolName(client) {
+		return client
+	}
+	if p, ok := n.toProvider[client]; ok {
+		return p
+	}
+	p := sanitizeBedrockName(client, n.taken)
+	if n.toProvider == nil {
+		n.toProvider, n.toClient = map[string]string{}, map[string]string{}
+	}
+	n.toProvider[client], n.toClient[p] = p, client
+	return p
+}
+
+// taken reports whether a provider name is already used: by a rename, or
+// by a client tool whose name needs none.
+func (n *bedrockToolNamer) taken(s string) bool {
+	if _, ok := n.toClient[s]; ok || s == jsonToolName {
+		return true
+	}
+	found := false
+	n.tools.ForEach(func(_, t gjson.Result) bool {
+		found = t.Get("function.name").Str == s
+		return !found
+	})
+	return found
+}
+
+// bedrockRequestBuilder appends a Converse request body to out. Blocks of
+// the open turn are collected in first and rest, because Converse (for
+// Anthropic models) wants tool results before other user content and text
+// before tool use; consecutive messages of one role share a turn so that
+// roles alternate.
+type bedrockRequestBuilder struct {
+	out         []byte
+	names       *bedrockToolNamer
+	turn        string
+	first, rest []byte
+	nFirst      int
+	nRest       int
+	turns       int
+	// called lists the provider names of tools the history calls, for
+	// placeholder specs when the request has no tools.
+	called []string
+	docs   int
+}
+
+func (b *bedrockRequestBuilder) build(model string, t *Target, f *bedrockFields) error {
+	if !f.messages.IsArray() {
+		return invalidf("messages", "messages must be an array")
+	}
+	b.out = append(b.out, `{"messages":[`...)
+	if err := b.messages(f.messages); err != nil {
+		return err
+	}
+	b.flush()
+	if b.turns == 0 {
+		return invalidf("messages", "messages must contain at least one user or assistant message")
+	}
+	b.out = append(b.out, ']')
+	if err := b.system(f.messages); err != nil {
+		return err
+	}
+	budget, err := bedrockThinkingBudget(model, f)
+	if err != nil {
+		return err
+	}
+	if err := b.inferenceConfig(t, f, budget); err != nil {
+		return err
+	}
+	if err := b.toolConfig(f, budget > 0 || f.thinks.IsObject()); err != nil {
+		return err
+	}
+	switch {
+	case f.thinks.IsObject():
+		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":`...)
+		b.out = append(b.out, f.thinks.Raw...)
+		b.out = append(b.out, '}')
+	case budget > 0:
+		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":`...)
+		b.out = appendInt(b.out, budget)
+		b.out = append(b.out, "}}"...)
+	}
+	b.out = append(b.out, '}')
+	return nil
+}
+
+// bedrockThinkingBudget returns the thinking budget reasoning_effort asks
+// for, 0 for none. Only Anthropic models take Anthropic's thinking
+// parameter; dropping it silently elsewhere would hide the reasoning the
+// client asked for.
+func bedrockThinkingBudget(model string, f *bedrockFields) (int64, error) {
+	if f.thinks.Exists() {
+		if !f.thinks.IsObject() {
+			return 0, invalidf("thinking", "thinking must be an object")
+		}
+		if !isAnthropicModel(model) {
+			return 0, invalidf("thinking", "thinking is supported only for anthropic models on bedrock")
+		}
+		return 0, nil
+	}
+	if !f.reasoning.Exists() {
+		return 0, nil
+	}
+	var budget int64
+	switch f.reasoning.Str {
+	case "none":
+		return 0, nil
+	case "minimal", "low":
+		budget = 1024
+	case "medium":
+		budget = 2048
+	case "high":
+		budget = 4096
+	default:
+		return 0, invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+	}
+	if !isAnthropicModel(model) {
+		return 0, invalidf("reasoning_effort", "reasoning_effort is supported only for anthropic models on bedrock")
+	}
+	return budget, nil
+}
+
+func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *bedrockFields, budget int64) error {
+	n := 0
+	field := func(name string) {
+		if n == 0 {
+			b.out = append(b.out, `,"inferenceConfig":{`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+		b.out = append(b.out, '"')
+		b.out = append(b.out, name...)
+		b.out = append(b.out, '"', ':')
+	}
+	var maxTokens int64
+	for _, m := range [...]struct {
+		name string
+		v    gjson.Result
+	}{{"max_completion_tokens", f.maxCompletionTokens}, {"max_tokens", f.maxTokens}} {
+		if !m.v.Exists() {
+			continue
+		}
+		if m.v.Type != gjson.Number || m.v.Int() < 1 || m.v.Num != float64(m.v.Int()) {
+			return invalidf(m.name, "%s must be a positive integer", m.name)
+		}
+		maxTokens = m.v.Int()
+		break
+	}
+	if budget > 0 {
+		switch {
+		case maxTokens == 0 && t.DefaultMaxTokens > budget:
+			maxTokens = t.DefaultMaxTokens
+		case maxTokens == 0:
+			maxTokens = budget + defaultBedrockThinkingOutput
+		case maxTokens <= budget:
+			return invalidf("max_tokens", "max_tokens must exceed the reasoning budget of %d tokens", budget)
+		}
+	}
+	if maxTokens > 0 {
+		field("maxTokens")
+		b.out = appendInt(b.out, maxTokens)
+	}
+	for _, p := range [...]struct {
+		name, key string
+		v         gjson.Result
+	}{{"temperature", "temperature", f.temperature}, {"top_p", "topP", f.topP}} {
+		if !p.v.Exists() {
+			continue
+		}
+		if p.v.Type != gjson.Number {
+			return invalidf(p.name, "%s must be a number", p.name)
+		}
+		field(p.key)
+		b.out = append(b.out, p.v.Raw...)
+	}
+	stops := 0
+	addStop := func(s gjson.Result) {
+		// Converse rejects empty stop sequences.
+		if s.Str == "" {
+			return
+		}
+		if stops == 0 {
+			field("stopSequences")
+			b.out = append(b.out, '[')
+		} else {
+			b.out = append(b.out, ',')
+		}
+		stops++
+		b.out = append(b.out, s.Raw...)
+	}
+	switch stop := f.stop; {
+	case !stop.Exists():
+	case stop.Type == gjson.String:
+		addStop(stop)
+	case stop.IsArray():
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = invalidf("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			addStop(s)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return invalidf("stop", "stop must be a string or an array of strings")
+	}
+	if stops > 0 {
+		b.out = append(b.out, ']')
+	}
+	if n > 0 {
+		b.out = append(b.out, '}')
+	}
+	return nil
+}
+
+// system writes system and developer messages as system blocks.
+func (b *bedrockRequestBuilder) system(msgs gjson.Result) error {
+	n := 0
+	add := func(text string, cc gjson.Result) {
+		if n == 0 {
+			b.out = append(b.out, `,"system":[`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+		b.out = append(b.out, `{"text":`...)
+		b.out = append(b.out, text...)
+		b.out = append(b.out, '}')
+		if cc.IsObject() {
+			b.out = append(b.out, `,{"cachePoint":{"type":"default"}}`...)
+		}
+	}
+	var err error
+	msgs.ForEach(func(i, v gjson.Result) bool {
+		var m chatMessage
+		m.read(v)
+		if m.role.Str != "system" && m.role.Str != "developer" {
+			return true
+		}
+		switch content := m.content; {
+		case content.Type == gjson.String:
+			if content.Str != "" {
+				add(content.Raw, m.cacheControl)
+			}
+		case content.IsArray():
+			content.ForEach(func(j, pv gjson.Result) bool {
+				var p contentPart
+				p.read(pv)
+				if p.typ.Str != "text" || p.text.Type != gjson.String {
+					err = invalidf(partParam(i, j), "system messages may contain only text parts")
+					return false
+				}
+				if p.text.Str != "" {
+					add(p.text.Raw, p.cacheControl)
+				}
+				return true
+			})
+		default:
+			err = invalidf(contentParam(i), "content must be a string or an array of content parts")
+		}
+		return err == nil
+	})
+	if n > 0 {
+		b.out = append(b.out, ']')
+	}
+	return err
+}
+
+// messages writes the conversation turns.
+func (b *bedrockRequestBuilder) messages(msgs gjson.Result) error {
+	var err error
+	msgs.ForEach(func(i, v gjson.Result) bool {
+		var m chatMessage
+		m.read(v)
+		switch role := m.role.Str; role {
+		case "system", "developer":
+		case "user":
+			err = b.userContent(i, m.content, m.cacheControl)
+		case "assistant":
+			if b.turn == "" && b.turns == 0 {
+				err = invalidf(fmt.Sprintf("messages[%d].role", i.Int()), "bedrock requires the conversation to start with a user message")
+				break
+			}
+			err = b.assistant(i, &m)
+		case "tool":
+			err = b.toolResult(i, &m)
+		default:
+			err = invalidf(fmt.Sprintf("messages[%d].role", i.Int()), "role %q is not supported by bedrock models", role)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// block starts a content block in a turn of role and returns the list to
+// append it to: first (tool results, assistant text) or rest.
+func (b *bedrockRequestBuilder) block(role string, first bool) *[]byte {
+	if b.turn != role {
+		b.flush()
+		b.turn = role
+	}
+	if first {
+		if b.nFirst > 0 {
+			b.first = append(b.first, ',')
+		}
+		b.nFirst++
+		return &b.first
+	}
+	if b.nRest > 0 {
+		b.rest = append(b.rest, ',')
+	}
+	b.nRest++
+	return &b.rest
+}
+
+// flush writes the open turn.
+func (b *bedrockRequestBuilder) flush() {
+	if b.turn == "" {
+		return
+	}
+	if b.turns > 0 {
+		b.out = append(b.out, ',')
+	}
+	b.turns++
+	b.out = append(b.out, `{"role":"`...)
+	b.out = append(b.out, b.turn...)
+	b.out = append(b.out, `","content":[`...)
+	b.out = append(b.out, b.first...)
+	if b.nFirst > 0 && b.nRest > 0 {
+		b.out = append(b.out, ',')
+	}
+	b.out = append(b.out, b.rest...)
+	b.out = append(b.out, "]}"...)
+	b.turn = ""
+	b.first, b.rest = b.first[:0], b.rest[:0]
+	b.nFirst, b.nRest = 0, 0
+}
+
+// appendCachePoint adds a cache point after a block whose message or part
+// has cache_control.
+func appendCachePoint(dst []byte, cc gjson.Result) []byte {
+	if cc.IsObject() {
+		return append(dst, `,{"cachePoint":{"type":"default"}}`...)
+	}
+	return dst
+}
+
+// userContent writes user content (string or parts) as user blocks.
+func (b *bedrockRequestBuilder) userContent(i, content, cc gjson.Result) error {
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+		return nil
+	case content.Type == gjson.String:
+		if content.Str != "" {
+			p := b.block("user", false)
+			*p = append(*p, `{"text":`...)
+			*p = append(*p, content.Raw...)
+			*p = append(*p, '}')
+			*p = appendCachePoint(*p, cc)
+		}
+		return nil
+	case content.IsArray():
+		var err error
+		content.ForEach(func(j, part gjson.Result) bool {
+			err = b.userPart(i, j, part)
+			return err == nil
+		})
+		return err
+	}
+	return invalidf(contentParam(i), "content must be a string or an array of content parts")
+}
+
+func (b *bedrockRequestBuilder) userPart(i, j, v gjson.Result) error {
+	var part contentPart
+	part.read(v)
+	switch typ := part.typ.Str; typ {
+	case "text":
+		if part.text.Type != gjson.String {
+			return invalidf(partParam(i, j), "text parts must have a string text")
+		}
+		if part.text.Str == "" {
+			return nil
+		}
+		p := b.block("user", false)
+		*p = append(*p, `{"text":`...)
+		*p = append(*p, part.text.Raw...)
+		*p = append(*p, '}')
+		*p = appendCachePoint(*p, part.cacheControl)
+		return nil
+	case "image_url":
+		url := part.imageURL
+		if url.IsObject() {
+			url = url.Get("url")
+		}
+		if url.Type != gjson.String {
+			return invalidf(partParam(i, j), "image_url parts must have a string url")
+		}
+		p := b.block("user", false)
+		var err error
+		if *p, err = b.appendMedia(*p, url.Str, partParam(i, j)); err != nil {
+			return err
+		}
+		*p = appendCachePoint(*p, part.cacheControl)
+		return nil
+	}
+	return invalidf(partParam(i, j), "content part type %q is not supported by bedrock models", part.typ.Str)
+}
+
+// appendMedia appends an image block, or a document block for PDF data,
+// from a base64 data URL. Converse cannot fetch web URLs.
+func (b *bedrockRequestBuilder) appendMedia(dst []byte, url, param string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(url, "data:")
+	if !ok {
+		return dst, invalidf(param, "bedrock models take images only as base64 data URLs, not web URLs")
+	}
+	meta, data, ok := strings.Cut(rest, ",")
+	mediaType, base64 := strings.CutSuffix(meta, ";base64")
+	if !ok || !base64 || data == "" {
+		return dst, invalidf(param, "image data URLs must be base64 with a media type")
+	}
+	var format string
+	switch mediaType {
+	case "image/png":
+		format = "png"
+	case "image/jpeg", "image/jpg":
+		format = "jpeg"
+	case "image/gif":
+		format = "gif"
+	case "image/webp":
+		format = "webp"
+	case "application/pdf":
+		// Converse requires every document to have a distinct name.
+		b.docs++
+		dst = append(dst, `{"document":{"format":"pdf","name":"document-`...)
+		dst = appendInt(dst, int64(b.docs))
+		dst = append(dst, `","source":{"bytes":`...)
+		dst = appendJSONString(dst, data)
+		return append(dst, "}}}"...), nil
+	default:
+		return dst, invalidf(param, "media type %q is not supported by bedrock models", mediaType)
+	}
+	dst = append(dst, `{"image":{"format":"`...)
+	dst = append(dst, format...)
+	dst = append(dst, `","source":{"bytes":`...)
+	dst = appendJSONString(dst, data)
+	return append(dst, "}}}"...), nil
+}
+
+// assistant writes an assistant message: text, then tool calls as toolUse
+// blocks.
+func (b *bedrockRequestBuilder) assistant(i gjson.Result, m *chatMessage) error {
+	addText := func(raw string, cc gjson.Result) {
+		p := b.block("assistant", true)
+		*p = append(*p, `{"text":`...)
+		*p = append(*p, raw...)
+		*p = append(*p, '}')
+		*p = appendCachePoint(*p, cc)
+	}
+	switch content := m.content; {
+	case !content.Exists() || content.Type == gjson.Null:
+	case content.Type == gjson.String:
+		if content.Str != "" {
+			addText(content.Raw, m.cacheControl)
+		}
+	case content.IsArray():
+		var err error
+		content.ForEach(func(j, v gjson.Result) bool {
+			var part contentPart
+			part.read(v)
+			switch part.typ.Str {
+			case "text":
+				if part.text.Type != gjson.String {
+					err = invalidf(partParam(i, j), "text parts must have a string text")
+					return false
+				}
+				if part.text.Str != "" {
+					addText(part.text.Raw, part.cacheControl)
+				}
+			case "refusal":
+				// The model's own refusal carries nothing to continue from.
+			default:
+				err = invalidf(partParam(i, j), "assistant messages may contain only text parts")
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return invalidf(contentParam(i), "content must be a string or an array of content parts")
+	}
+	calls := m.toolCalls
+	if !calls.Exists() || calls.Type == gjson.Null {
+		return nil
+	}
+	if !calls.IsArray() {
+		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
+	}
+	var err error
+	calls.ForEach(func(j, c gjson.Result) bool {
+		err = b.toolUse(i, j, c)
+		return err == nil
+	})
+	return err
+}
+
+func (b *bedrockRequestBuilder) toolUse(i, j, c gjson.Result) error {
+	param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
+	id, name := c.Get("id"), c.Get("function.name")
+	if id.Type != gjson.String || id.Str == "" || name.Type != gjson.String || name.Str == "" {
+		return invalidf(param, "tool calls must have a non-empty id and function.name")
+	}
+	input := "{}"
+	switch args := c.Get("function.arguments"); {
+	case args.Type == gjson.String:
+		if s := strings.TrimSpace(args.Str); s != "" {
+			if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
+				return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+			}
+			input = s
+		}
+	case args.IsObject():
+		input = args.Raw
+	case args.Exists() && args.Type != gjson.Null:
+		return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+	}
+	provider := b.names.name(name.Str)
+	if !containsString(b.called, provider) {
+		b.called = append(b.called, provider)
+	}
+	p := b.block("assistant", false)
+	*p = append(*p, `{"toolUse":{"toolUseId":`...)
+	*p = appendToolUseID(*p, id.Str)
+	*p = append(*p, `,"name":`...)
+	*p = appendJSONString(*p, provider)
+	*p = append(*p, `,"input":`...)
+	*p = append(*p, input...)
+	*p = append(*p, "}}"...)
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// appendToolUseID appends a tool call id as Converse accepts it
+// ([a-zA-Z0-9_-]+). Ids from other providers may hold other bytes; they
+// are replaced the same way in the call and its result, so the pair still
+// matches.
+func appendToolUseID(dst []byte, id string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; bedrockNameByte(c) {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '_')
+		}
+	}
+	return append(dst, '"')
+}
+
+// emptyToolResult stands in for an empty tool result: Converse rejects
+// blank text blocks.
+const emptyToolResult = `{"text":"(empty)"}`
+
+// toolResult writes a tool message as a toolResult block in a user turn.
+func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error {
+	id := m.toolCallID
+	if id.Type != gjson.String || id.Str == "" {
+		return invalidf(fmt.Sprintf("messages[%d].tool_call_id", i.Int()), "tool messages must have a non-empty tool_call_id")
+	}
+	if b.turn == "" && b.turns == 0 {
+		return invalidf(fmt.Sprintf("messages[%d]", i.Int()), "tool messages must follow the assistant message that called the tool")
+	}
+	p := b.block("user", true)
+	*p = append(*p, `{"toolResult":{"toolUseId":`...)
+	*p = appendToolUseID(*p, id.Str)
+	*p = append(*p, `,"content":[`...)
+	switch content := m.content; {
+	case content.Type == gjson.String:
+		if content.Str == "" {
+			*p = append(*p, emptyToolResult...)
+		} else {
+			*p = append(*p, `{"text":`...)
+			*p = append(*p, content.Raw...)
+			*p = append(*p, '}')
+		}
+	case content.IsObject():
+		// Not OpenAI's shape, but clients send structured results; the
+		// json block keeps their structure.
+		*p = append(*p, `{"json":`...)
+		*p = append(*p, content.Raw...)
+		*p = append(*p, '}')
+	case content.IsArray():
+		n := 0
+		var err error
+		content.ForEach(func(j, v gjson.Result) bool {
+			var part contentPart
+			part.read(v)
+			if part.typ.Str != "text" || part.text.Type != gjson.String {
+				err = invalidf(partParam(i, j), "tool messages may contain only text parts")
+				return false
+			}
+			if part.text.Str == "" {
+				return true
+			}
+			if n > 0 {
+				*p = append(*p, ',')
+			}
+			n++
+			*p = append(*p, `{"text":`...)
+			*p = append(*p, part.text.Raw...)
+			*p = append(*p, '}')
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			*p = append(*p, emptyToolResult...)
+		}
+	case !content.Exists() || content.Type == gjson.Null:
+		*p = append(*p, emptyToolResult...)
+	default:
+		return invalidf(contentParam(i), "content must be a string or an array of content parts")
+	}
+	*p = append(*p, "]}}"...)
+	*p = appendCachePoint(*p, m.cacheControl)
+	return nil
+}
+
+// toolConfig writes the tools and the tool choice, adding the forced JSON
+// tool for response_format and placeholders for tools the history calls.
+func (b *bedrockRequestBuilder) toolConfig(f *bedrockFields, thinking bool) error {
+	jsonSchema, err := responseFormatSchema(f.responseFormat)
+	if err != nil {
+		return err
+	}
+	n := 0
+	next := func() {
+		if n == 0 {
+			b.out = append(b.out, `,"toolConfig":{"tools":[`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+	}
+	if f.tools.Exists() {
+		if !f.tools.IsArray() {
+			return invalidf("tools", "tools must be an array")
+		}
+		f.tools.ForEach(func(i, tool gjson.Result) bool {
+			err = b.tool(i, tool, next)
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if jsonSchema != "" {
+		next()
+		b.out = append(b.out, `{"toolSpec":{"name":"`+jsonToolName+`","description":"Respond with a JSON object.","inputSchema":{"json":`...)
+		b.out = append(b.out, jsonSchema...)
+		b.out = append(b.out, "}}}"...)
+	}
+	if n == 0 {
+		for _, name := range b.called {
+			next()
+			b.out = append(b.out, `{"toolSpec":{"name":`...)
+			b.out = appendJSONString(b.out, name)
+			b.out = append(b.out, `,"description":"A tool called earlier in this conversation; it is not available now.","inputSchema":{"json":{"type":"object","properties":{}}}}}`...)
+		}
+		if n == 0 {
+			// Converse rejects a tool choice without tools; with no tools
+			// there is nothing to choose.
+			return nil
+		}
+		b.out = append(b.out, "]}"...)
+		return nil
+	}
+	b.out = append(b.out, ']')
+	tc := f.toolChoice
+	switch {
+	case jsonSchema != "" && !thinking:
+		// Anthropic refuses forced tools while thinking, so the model is
+		// then only offered the JSON tool.
+		b.out = append(b.out, `,"toolChoice":{"tool":{"name":"`+jsonToolName+`"}}`...)
+	case !tc.Exists(), tc.Str == "auto", jsonSchema != "":
+		b.out = append(b.out, `,"toolChoice":{"auto":{}}`...)
+	case tc.Str == "required":
+		b.out = append(b.out, `,"toolChoice":{"any":{}}`...)
+	case tc.Str == "none":
+		// Converse has no "none"; leaving the choice out keeps the tools
+		// that the history's toolUse blocks require.
+	case tc.IsObject() && tc.Get("function.name").Type == gjson.String && tc.Get("function.name").Str != "":
+		b.out = append(b.out, `,"toolChoice":{"tool":{"name":`...)
+		b.out = appendJSONString(b.out, b.names.name(tc.Get("function.name").Str))
+		b.out = append(b.out, "}}"...)
+	default:
+		return invalidf("tool_choice", `tool_choice must be "auto", "required", "none" or {"type":"function","function":{"name":...}}`)
+	}
+	b.out = append(b.out, '}')
+	return nil
+}
+
+func (b *bedrockRequestBuilder) tool(i, v gjson.Result, next func()) error {
+	param := fmt.Sprintf("tools[%d]", i.Int())
+	var typ, fn, cc gjson.Result
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			typ = v
+		case "function":
+			fn = v
+		case "cache_control":
+			cc = v
+		}
+		return true
+	})
+	if typ.Str != "function" && typ.Str != "" {
+		return invalidf(param+".type", "tool type %q is not supported by bedrock models", typ.Str)
+	}
+	var name, desc, params gjson.Result
+	fn.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "name":
+			name = v
+		case "description":
+			desc = v
+		case "parameters":
+			params = v
+		case "cache_control":
+			if !cc.Exists() {
+				cc = v
+			}
+		}
+		return true
+	})
+	if name.Type != gjson.String || name.Str == "" {
+		return invalidf(param+".function.name", "tools must have a non-empty function name")
+	}
+	if name.Str == jsonToolName {
+		return invalidf(param+".function.name", "tool name %q is reserved for response_format", jsonToolName)
+	}
+	next()
+	b.out = append(b.out, `{"toolSpec":{"name":`...)
+	b.out = appendJSONString(b.out, b.names.name(name.Str))
+	// Converse rejects an empty description.
+	if desc.Type == gjson.String && desc.Str != "" {
+		b.out = append(b.out, `,"description":`...)
+		b.out = append(b.out, desc.Raw...)
+	}
+	b.out = append(b.out, `,"inputSchema":{"json":`...)
+	if params.IsObject() {
+		b.out = append(b.out, params.Raw...)
+	} else {
+		b.out = append(b.out, `{"type":"object","properties":{}}`...)
+	}
+	b.out = append(b.out, "}}}"...)
+	if cc.IsObject() {
+		next()
+		b.out = append(b.out, `{"cachePoint":{"type":"default"}}`...)
+	}
+	return nil
+}
+
+// BedrockResponseContext is what a Bedrock response translator needs from
+// its request: Converse responses carry neither a model nor an id, and name
+// renamed tools by their Converse names.
+type BedrockResponseContext struct {
+	// Model is reported as the response's model; usually the deployment's
+	// model id or the client's model name.
+	Model string
+	// ID is the response id. Empty means "chatcmpl-bedrock"; the package
+	// has no randomness, so callers wanting unique ids pass one.
+	ID string
+	// ToolNames maps Converse tool names back to the client's
+	// (ToolNameMapper.ToolNames of the request translator). Nil means no
+	// tool was renamed.
+	ToolNames map[string]string
+}
+
+// defaultBedrockID is the response id when the context gives none.
+const defaultBedrockID = "chatcmpl-bedrock"
+
+// NewOpenAIToBedrockResponse returns a translator from Converse responses,
+// event streams and errors to chat completions.
+func NewOpenAIToBedrockResponse(o ResponseOptions, c BedrockResponseContext) ResponseTranslator {
+	if c.ID == "" {
+		c.ID = defaultBedrockID
+	}
+	return &openAIToBedrockResponse{opts: o, ctx: c}
+}
+
+// openAIToBedrockResponse translates Converse responses.
+type openAIToBedrockResponse struct {
+	opts ResponseOptions
+	ctx  BedrockResponseContext
+
+	// Stream state.
+	dec eventStreamDecoder
+	out []byte
+	// head is the start of every chunk, up to and including `"choices":[`.
+	head      []byte
+	tokens    bedrockTokens
+	blocks    []streamBlock
+	toolCalls int
+	jsonMode  bool
+	// stopped is set by messageStop; ended after the stream's end or an
+	// error, when later input is ignored.
+	stopped, ended, done bool
+	err                  *ProviderError
+}
+
+var _ ResponseTranslator = (*openAIToBedrockResponse)(nil)
+
+// bedrockTokens are Converse's usage counters.
+type bedrockTokens struct {
+	input, output, cacheRead, cacheWrite int64
+}
+
+func (t *bedrockTokens) update(u gjson.Result) {
+	u.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "inputTokens":
+			t.input = v.Int()
+		case "outputTokens":
+			t.output = v.Int()
+		case "cacheReadInputTokens":
+			t.cacheRead = v.Int()
+		case "cacheWriteInputTokens":
+			t.cacheWrite = v.Int()
+		}
+		return true
+	})
+}
+
+// usage is the counters in OpenAI's terms, where input includes cache reads
+// and writes (Converse's inputTokens excludes both).
+func (t bedrockTokens) usage() Usage {
+	return Usage{
+		InputTokens:              t.input + t.cacheRead + t.cacheWrite,
+		OutputTokens:             t.output,
+		CachedInputTokens:        t.cacheRead,
+		CacheCreationInputTokens: t.cacheWrite,
+	}
+}
+
+// appendToolName appends a tool name from the provider, mapped back.
+func (r *openAIToBedrockResponse) appendToolName(dst []byte, v gjson.Result) []byte {
+	if c, ok := r.ctx.ToolNames[v.Str]; ok {
+		return appendJSONString(dst, c)
+	}
+	return appendRawString(dst, v)
+}
+
+// ResponseBody implements ResponseTranslator.
+func (r *openAIToBedrockResponse) ResponseBody(body []byte) (ResponseResult, error) {
+	if !gjson.ValidBytes(body) {
+		return ResponseResult{}, fmt.Errorf("read bedrock response: %w: not JSON", ErrMalformedResponse)
+	}
+	doc := gjson.Parse(stringView(body))
+	var output, usage, stop gjson.Result
+	doc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "output":
+			output = v
+		case "usage":
+			usage = v
+		case "stopReason":
+			stop = v
+		}
+		return true
+	})
+	if !output.IsObject() {
+		if doc.IsObject() && (doc.Get("message").Exists() || doc.Get("Message").Exists()) {
+			return ResponseResult{}, bedrockErrorBody(0, body)
+		}
+		return ResponseResult{}, fmt.Errorf("read bedrock response: %w: no output", ErrMalformedResponse)
+	}
+	content := output.Get("message.content")
+	var tokens bedrockTokens
+	tokens.update(usage)
+	u := tokens.usage()
+
+	out := make([]byte, 0, len(body)+256)
+	out = append(out, `{"id":`...)
+	out = appendJSONString(out, r.ctx.ID)
+	out = append(out, `,"object":"chat.completion","created":`...)
+	out = appendInt(out, r.opts.Created)
+	out = append(out, `,"model":`...)
+	out = appendJSONString(out, r.ctx.Model)
+	out = append(out, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+
+	// The forced JSON tool's input is the structured output the client
+	// asked for, so it becomes the content.
+	var jsonInput gjson.Result
+	content.ForEach(func(_, c gjson.Result) bool {
+		if tu := c.Get("toolUse"); tu.Get("name").Str == jsonToolName {
+			jsonInput = tu.Get("input")
+			return false
+		}
+		return true
+	})
+	if jsonInput.Exists() {
+		out = appendCompactAsString(out, jsonInput.Raw)
+	} else {
+		out = appendConverseBlocks(out, content, "text", false)
+	}
+	out = appendConverseBlocks(out, content, "reasoningContent.reasoningText.text", true)
+
+	calls := 0
+	content.ForEach(func(_, c gjson.Result) bool {
+		tu := c.Get("toolUse")
+		if !tu.IsObject() || tu.Get("name").Str == jsonToolName {
+			return true
+		}
+		if calls == 0 {
+			out = append(out, `,"tool_calls":[`...)
+		} else {
+			out = append(out, ',')
+		}
+		calls++
+		out = append(out, `{"id":`...)
+		out = appendRawString(out, tu.Get("toolUseId"))
+		out = append(out, `,"type":"function","function":{"name":`...)
+		out = r.appendToolName(out, tu.Get("name"))
+		out = append(out, `,"arguments":`...)
+		if input := tu.Get("input"); input.Exists() {
+			out = appendCompactAsString(out, input.Raw)
+		} else {
+			out = append(out, `"{}"`...)
+		}
+		out = append(out, "}}"...)
+		return true
+	})
+	if calls > 0 {
+		out = append(out, ']')
+	}
+	finish := bedrockFinishReason(stop.Str)
+	if jsonInput.Exists() && finish == "tool_calls" {
+		finish = "stop"
+	}
+	out = append(out, `},"finish_reason":"`...)
+	out = append(out, finish...)
+	out = append(out, `"}],"usage":`...)
+	out = appendOpenAIUsage(out, u)
+	out = append(out, '}')
+	return ResponseResult{Body: out, Usage: u, Model: r.ctx.Model}, nil
+}
+
+// appendConverseBlocks appends the string at path of every content block
+// that has one, joined: as the message content (null when none), or when
+// optional as "reasoning_content" only if there is any. Joining the
+// still-escaped literals avoids unescaping and escaping again.
+func appendConverseBlocks(out []byte, content gjson.Result, path string, optional bool) []byte {
+	n := 0
+	content.ForEach(func(_, c gjson.Result) bool {
+		v := c.Get(path)
+		if v.Type != gjson.String {
+			return true
+		}
+		if n == 0 {
+			if optional {
+				out = append(out, `,"reasoning_content":`...)
+			}
+			out = append(out, '"')
+		}
+		n++
+		out = append(out, rawInner(v.Raw)...)
+		return true
+	})
+	switch {
+	case n > 0:
+		out = append(out, '"')
+	case !optional:
+		out = append(out, "null"...)
+	}
+	return out
+}
+
+// StreamChunk implements ResponseTranslator. Body is a buffer reused by the
+// next call.
+func (r *openAIToBedrockResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
+	r.out = r.out[:0]
+	var err error
+	rest := chunk
+	for !r.ended {
+		m, tail, ok, derr := r.dec.next(rest)
+		if derr != nil {
+			err = r.fail(fmt.Errorf("read bedrock stream: %w: %w", ErrMalformedResponse, derr))
+			break
+		}
+		if !ok {
+			break
+		}
+		rest = tail
+		if err = r.message(&m); err != nil {
+			break
+		}
+	}
+	if final && !r.ended {
+		switch {
+		case r.dec.pending():
+			err = r.fail(fmt.Errorf("read bedrock stream: %w: stream ends inside a message", ErrMalformedResponse))
+		case r.stopped:
+			// Streams without a metadata event still end cleanly.
+			r.finish()
+		}
+	}
+	return StreamResult{
+		Body:  r.out,
+		Usage: r.tokens.usage(),
+		Model: r.ctx.Model,
+		Done:  r.done,
+		Err:   r.err,
+	}, err
+}
+
+// fail ends the stream with an error event for an unreadable stream.
+func (r *openAIToBedrockResponse) fail(err error) error {
+	r.ended = true
+	r.out = appendErrorEvent(r.out, &ProviderError{
+		Status:  502,
+		Type:    ErrorTypeServer,
+		Message: "provider sent an unreadable stream event",
+	})
+	return err
+}
+
+// message translates one event stream message.
+func (r *openAIToBedrockResponse) message(m *eventMessage) error {
+	switch string(m.messageType) {
+	case "exception":
+		msg := ""
+		if gjson.ValidBytes(m.payload) {
+			msg = gjson.GetBytes(m.payload, "message").String()
+		}
+		r.streamError(bedrockError(0, string(m.exceptionType), msg))
+		return nil
+	case "error":
+		r.streamError(bedrockError(0, string(m.errorCode), string(m.errorMessage)))
+		return nil
+	case "event":
+	default:
+		return nil
+	}
+	if !gjson.ValidBytes(m.payload) {
+		return r.fail(fmt.Errorf("read bedrock stream: %w: event is not JSON", ErrMalformedResponse))
+	}
+	ev := gjson.Parse(stringView(m.payload))
+	switch string(m.eventType) {
+	case "messageStart":
+		r.chunkStart()
+		r.out = append(r.out, `{"role":"assistant","content":""}`...)
+		r.chunkEnd()
+	case "contentBlockStart":
+		r.blockStart(ev.Get("contentBlockIndex").Int(), ev.Get("start"))
+	case "contentBlockDelta":
+		r.blockDelta(ev.Get("contentBlockIndex").Int(), ev.Get("delta"))
+	case "messageStop":
+		finish := bedrockFinishReason(ev.Get("stopReason").Str)
+		if r.jsonMode && finish == "tool_calls" {
+			finish = "stop"
+		}
+		r.chunkStart()
+		r.out = append(r.out, `{},"finish_reason":"`...)
+		r.out = append(r.out, finish...)
+		r.out = append(r.out, `"}]}`+"\n\n"...)
+		r.stopped = true
+	case "metadata":
+		r.tokens.update(ev.Get("usage"))
+		r.finish()
+	}
+	return nil
+}
+
+// finish emits the usage chunk the client asked for and the end marker.
+func (r *openAIToBedrockResponse) finish() {
+	if r.opts.IncludeUsage {
+		r.ensureHead()
+		r.out = append(r.out, "data: "...)
+		r.out = append(r.out, r.head...)
+		r.out = append(r.out, `],"usage":`...)
+		r.out = appendOpenAIUsage(r.out, r.tokens.usage())
+		r.out = append(r.out, "}\n\n"...)
+	}
+	r.out = append(r.out, "data: [DONE]\n\n"...)
+	r.ended, r.done = true, true
+}
+
+func (r *openAIToBedrockResponse) streamError(e *ProviderError) {
+	r.err = e
+	r.out = appendErrorEvent(r.out, e)
+	r.ended = true
+}
+
+// ensureHead builds the chunk head once.
+func (r *openAIToBedrockResponse) ensureHead() {
+	if len(r.head) > 0 {
+		return
+	}
+	r.head = append(r.head, `{"id":`...)
+	r.head = appendJSONString(r.head, r.ctx.ID)
+	r.head = append(r.head, `,"object":"chat.completion.chunk","created":`...)
+	r.head = appendInt(r.head, r.opts.Created)
+	r.head = append(r.head, `,"model":`...)
+	r.head = appendJSONString(r.head, r.ctx.Model)
+	r.head = append(r.head, `,"choices":[`...)
+}
+
+// chunkStart appends a chunk up to the delta value.
+func (r *openAIToBedrockResponse) chunkStart() {
+	r.ensureHead()
+	r.out = append(r.out, "data: "...)
+	r.out = append(r.out, r.head...)
+	r.out = append(r.out, `{"index":0,"delta":`...)
+}
+
+// chunkEnd closes a chunk without a finish reason.
+func (r *openAIToBedrockResponse) chunkEnd() {
+	r.out = append(r.out, `,"finish_reason":null}]}`+"\n\n"...)
+}
+
+// appendDelta appends a chunk whose delta is {"field": raw}.
+func (r *openAIToBedrockResponse) appendDelta(field, raw string) {
+	r.chunkStart()
+	r.out = append(r.out, `{"`...)
+	r.out = append(r.out, field...)
+	r.out = append(r.out, `":`...)
+	r.out = append(r.out, raw...)
+	r.out = append(r.out, '}')
+	r.chunkEnd()
+}
+
+func (r *openAIToBedrockResponse) block(index int64) *streamBlock {
+	// Indexes are small and sequential; a bound keeps a hostile index from
+	// allocating.
+	if index < 0 || index > 1<<12 {
+		return nil
+	}
+	for int64(len(r.blocks)) <= index {
+		r.blocks = append(r.blocks, streamBlock{})
+	}
+	return &r.blocks[index]
+}
+
+// blockStart handles contentBlockStart, which Converse sends only for tool
+// use: text and reasoning blocks start with their first delta.
+func (r *openAIToBedrockResponse) blockStart(index int64, start gjson.Result) {
+	b := r.block(index)
+	tu := start.Get("toolUse")
+	if b == nil || !tu.IsObject() {
+		return
+	}
+	name := tu.Get("name")
+	if name.Str == jsonToolName {
+		*b = streamBlock{kind: blockJSON}
+		r.jsonMode = true
+		return
+	}
+	*b = streamBlock{kind: blockTool, tool: r.toolCalls}
+	r.toolCalls++
+	r.chunkStart()
+	r.out = append(r.out, `{"tool_calls":[{"index":`...)
+	r.out = appendInt(r.out, int64(b.tool))
+	r.out = append(r.out, `,"id":`...)
+	r.out = appendRawString(r.out, tu.Get("toolUseId"))
+	r.out = append(r.out, `,"type":"function","function":{"name":`...)
+	r.out = r.appendToolName(r.out, name)
+	r.out = append(r.out, `,"arguments":""}}]}`...)
+	r.chunkEnd()
+}
+
+func (r *openAIToBedrockResponse) blockDelta(index int64, d gjson.Result) {
+	b := r.block(index)
+	if b == nil {
+		return
+	}
+	d.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "text":
+			if v.Type == gjson.String && len(v.Raw) > len(`""`) && b.kind != blockTool && b.kind != blockJSON {
+				r.appendDelta("content", v.Raw)
+			}
+		case "reasoningContent":
+			if t := v.Get("text"); t.Type == gjson.String && len(t.Raw) > len(`""`) {
+				r.appendDelta("reasoning_content", t.Raw)
+			}
+		case "toolUse":
+			// Raw, not Str: unescaping would allocate per event.
+			p := v.Get("input")
+			if p.Type != gjson.String || len(p.Raw) <= len(`""`) {
+				return false
+			}
+			switch b.kind {
+			case blockJSON:
+				r.appendDelta("content", p.Raw)
+			case blockTool:
+				r.chunkStart()
+				r.out = append(r.out, `{"tool_calls":[{"index":`...)
+				r.out = appendInt(r.out, int64(b.tool))
+				r.out = append(r.out, `,"function":{"arguments":`...)
+				r.out = append(r.out, p.Raw...)
+				r.out = append(r.out, `}}]}`...)
+				r.chunkEnd()
+			}
+		}
+		return false
+	})
+}
+
+// ErrorBody implements ResponseTranslator.
+func (r *openAIToBedrockResponse) ErrorBody(status int, body []byte) *ProviderError {
+	return bedrockErrorBody(status, body)
+}
