@@ -138,7 +138,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, 
 	if secret == "" {
 		return nil, ErrKeyMissing
 	}
-	h := sha256.Sum256([]byte(secret))
+	h := sum(secret)
 	if a.cfg.Static != nil {
 		if k, err := a.cfg.Static.lookup(secret, h); err == nil {
 			return k, nil

@@ -135,7 +135,17 @@ func NewKeys(static []StaticKey) (*Keys, error) {
 // final comparison is constant-time, so timing reveals nothing about
 // near-miss secrets.
 func (ks *Keys) Authenticate(secret string) (*Key, error) {
-	return ks.lookup(secret, sha256.Sum256([]byte(secret)))
+	return ks.lookup(secret, sum(secret))
+}
+
+// sum hashes a secret without a heap allocation for secrets of usual
+// length ([]byte(secret) allocates past 32 bytes, and keys are longer).
+func sum(secret string) [sha256.Size]byte {
+	var buf [128]byte
+	if len(secret) > len(buf) {
+		return sha256.Sum256([]byte(secret))
+	}
+	return sha256.Sum256(append(buf[:0], secret...))
 }
 
 // lookup is Authenticate with the hash already computed, so the

@@ -346,3 +346,52 @@ func TestRedisLimiter_SharedAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisLimiter_SlidingAcrossReplicas keeps two replicas saturating one
+// RPM limit for three minutes of fake time and checks every rolling 60s
+// span: the fleet never admits more than 5% over the limit, and in steady
+// state no less than 5% under it.
+func TestRedisLimiter_SlidingAcrossReplicas(t *testing.T) {
+	_, prefix := redisClient(t)
+	start := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(start)
+	cfg := LimiterConfig{Clock: clock.Now, Prefix: prefix}
+	replicas := []*RedisLimiter{
+		newRedisLimiter(t, newClient(t, sharedRedis.Addr), cfg),
+		newRedisLimiter(t, newClient(t, sharedRedis.Addr), cfg),
+	}
+	const limit, step, steps = 120, 500 * time.Millisecond, 360
+	k := &Key{ID: "sliding", Limits: Limits{RPM: limit}}
+	admitted := make([]int64, steps)
+	for i := range steps {
+		clock.Set(start.Add(time.Duration(i) * step))
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 4 {
+			l := replicas[w%2]
+			wg.Go(func() {
+				for range 2 {
+					if _, err := l.Admit(t.Context(), Request{Key: k}); err == nil {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		admitted[i] = n.Load()
+	}
+	perMinute := int(time.Minute / step)
+	var worst, lastMinute int64
+	for i := 0; i+perMinute <= steps; i++ {
+		var sum int64
+		for _, v := range admitted[i : i+perMinute] {
+			sum += v
+		}
+		worst = max(worst, sum)
+		lastMinute = sum
+	}
+	if worst > limit*105/100 || lastMinute < limit*95/100 {
+		t.Fatalf("rolling 60s counts: worst %d, last minute %d; limit %d", worst, lastMinute, limit)
+	}
+	t.Logf("rolling 60s counts: worst %d, last minute %d; limit %d", worst, lastMinute, limit)
+}
