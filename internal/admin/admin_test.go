@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,8 +62,8 @@ type env struct {
 	clock *clock
 }
 
-// newEnv returns a handler on a fresh Redis prefix, so tests never see each
-// other's keys.
+// newEnv returns a handler on a fresh Redis prefix, so tests (and repeated
+// runs with -count) never see each other's keys.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	if sharedRedis == nil {
@@ -70,7 +71,7 @@ func newEnv(t *testing.T) *env {
 	}
 	c := redis.NewClient(&redis.Options{Addr: sharedRedis.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
-	store, err := policy.NewRedisStore(c, policy.RedisStoreConfig{Prefix: strings.ReplaceAll(t.Name(), "/", ".")})
+	store, err := policy.NewRedisStore(c, policy.RedisStoreConfig{Prefix: strings.ReplaceAll(t.Name(), "/", ".") + "." + rand.Text()})
 	if err != nil {
 		t.Fatal(err)
 	}
