@@ -29,6 +29,10 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -36,6 +40,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
 func main() {
@@ -79,7 +84,26 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		log.Warn("running on the embedded demo config: fake providers on localhost and the demo key sk-tollgate-demo")
 	}
 
-	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := accounting.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	metrics.SetBounds(rt.LabelBounds())
+	rdb, err := redisClient(rt)
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	spend, err := spendRecorder(rt, rdb, metrics, log)
+	if err != nil {
+		return err
+	}
+
+	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies, Metrics: metrics, Spend: spend})
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
 	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
@@ -103,7 +127,9 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		return fmt.Errorf("server.admin_address: %w", err)
 	}
 	var draining atomic.Bool
-	admin := &http.Server{Handler: adminMux(&draining, rt.Server.Pprof), ReadHeaderTimeout: 5 * time.Second}
+	mux := adminMux(&draining, rt.Server.Pprof)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(grpcLn) }()
@@ -119,7 +145,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		// The same file drives cmd/xds: following its edits keeps this
 		// replica on the pool version Envoy has.
 		go config.Watch(watchCtx, *configPath, *poll, reload, data,
-			func(next []byte) { applyConfig(log, srv, rt.Server, next) },
+			func(next []byte) { applyConfig(log, srv, metrics, rt.Server, next) },
 			func(err error) {
 				log.Error("config file unreadable; keeping the running config", slog.Any("error", err))
 			})
@@ -133,14 +159,58 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	case <-ctx.Done():
 		draining.Store(true)
 		hs.Shutdown()
-		return shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
+		err := shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
+		// Streams are done; every spend record they produced is flushed
+		// before the process exits.
+		flushCtx, cancel := context.WithTimeout(context.Background(), time.Duration(rt.Server.ShutdownTimeout))
+		defer cancel()
+		if ferr := spend.Close(flushCtx); ferr != nil {
+			log.Error("spend records lost at shutdown", slog.Any("error", ferr))
+		}
+		return err
 	}
+}
+
+// redisClient connects to the configured Redis; nil when none is.
+func redisClient(rt *config.Runtime) (redis.UniversalClient, error) {
+	r := rt.Redis
+	if !r.Enabled() {
+		return nil, nil
+	}
+	addrs := r.ClusterAddresses
+	if r.Address != "" {
+		addrs = []string{r.Address}
+	}
+	opts := &redis.UniversalOptions{Addrs: addrs, Username: r.Username, Password: rt.RedisPassword, DB: r.DB,
+		// A slow Redis must not hold requests: calls fail fast and the
+		// callers degrade.
+		DialTimeout: 2 * time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second}
+	if len(r.ClusterAddresses) > 0 {
+		return redis.NewClusterClient(opts.Cluster()), nil
+	}
+	return redis.NewClient(opts.Simple()), nil
+}
+
+// spendRecorder writes spend records to Redis Streams when Redis is
+// configured, else to an in-memory ring.
+func spendRecorder(rt *config.Runtime, rdb redis.UniversalClient, metrics *accounting.Metrics, log *slog.Logger) (*accounting.Recorder, error) {
+	sp := rt.Accounting.Spend
+	var sink accounting.Sink = accounting.NewMemorySink(sp.MemoryLogs)
+	if rdb != nil {
+		rs, err := accounting.NewRedisSink(accounting.RedisSinkConfig{Client: rdb, Stream: sp.RedisStream, MaxLen: sp.RedisStreamMaxLen, Metrics: metrics})
+		if err != nil {
+			return nil, fmt.Errorf("accounting: %w", err)
+		}
+		sink = rs
+	}
+	return accounting.NewRecorder(accounting.RecorderConfig{Sink: sink, QueueSize: sp.QueueSize, BatchSize: sp.BatchSize,
+		FlushInterval: time.Duration(sp.FlushInterval), MaxPending: sp.MaxPending, Metrics: metrics, Logger: log}), nil
 }
 
 // applyConfig installs a new config for new streams, or keeps the running
 // one when the new one is invalid. Listen addresses and limits of the gRPC
 // server are fixed at start; changing them needs a restart.
-func applyConfig(log *slog.Logger, srv *extproc.Server, running config.Server, data []byte) {
+func applyConfig(log *slog.Logger, srv *extproc.Server, metrics *accounting.Metrics, running config.Server, data []byte) {
 	next, err := config.FromBytes(data, os.LookupEnv)
 	if err != nil {
 		log.Error("config reload rejected; keeping the running config", slog.Any("error", err))
@@ -149,6 +219,7 @@ func applyConfig(log *slog.Logger, srv *extproc.Server, running config.Server, d
 	if s := next.Server; s.GRPCAddress != running.GRPCAddress || s.AdminAddress != running.AdminAddress || s.MaxRequestBodyBytes != running.MaxRequestBodyBytes {
 		log.Warn("server addresses and body limit changed in the config take effect only after a restart")
 	}
+	metrics.SetBounds(next.LabelBounds())
 	srv.SwapRuntime(next)
 	log.Info("config reloaded")
 }

@@ -76,7 +76,7 @@ func TestRun_ServesDrainsAndReloads(t *testing.T) {
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health = %v, %v", hc, err)
 	}
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		if code := get(t, "http://"+addrs[1]+p); code != http.StatusOK {
 			t.Errorf("%s = %d", p, code)
 		}

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
 	"github.com/tollgate-gw/tollgate/pkg/routing"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
@@ -17,6 +19,33 @@ type Runtime struct {
 	Server Server
 	Routes *routing.Table
 	Keys   *policy.Keys
+	// Prices holds the price table with per-deployment overrides.
+	Prices *accounting.PriceTable
+	// Accounting and Redis are read once at start; changing them needs a
+	// restart.
+	Accounting Accounting
+	Redis      Redis
+	// RedisPassword is the resolved redis.password.
+	RedisPassword string
+}
+
+// LabelBounds are the metric label values this config can produce.
+func (rt *Runtime) LabelBounds() accounting.LabelBounds {
+	var b accounting.LabelBounds
+	providers := map[string]bool{}
+	for _, g := range rt.Routes.Groups() {
+		b.ModelGroups = append(b.ModelGroups, g.Name)
+		for _, d := range g.Deployments {
+			b.Deployments = append(b.Deployments, d.ID)
+			b.Models = append(b.Models, d.Model)
+			if !providers[string(d.Provider)] {
+				providers[string(d.Provider)] = true
+				b.Providers = append(b.Providers, string(d.Provider))
+			}
+		}
+	}
+	b.ModelGroups = append(b.ModelGroups, rt.Routes.AliasNames()...)
+	return b
 }
 
 // providerDefaults are the base URLs used when api_base is empty.
@@ -69,6 +98,7 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 	}
 	var errs []error
 	deployments := make([]*routing.Deployment, 0, len(f.ModelList))
+	var overrides []accounting.DeploymentPrice
 	for i, m := range f.ModelList {
 		p, model, err := m.provider()
 		if err != nil {
@@ -89,7 +119,7 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			errs = append(errs, fmt.Errorf("model_list[%d].litellm_params.api_key: %w", i, err))
 			continue
 		}
-		deployments = append(deployments, &routing.Deployment{
+		d := &routing.Deployment{
 			ID:         m.deploymentID(),
 			ModelGroup: m.ModelName,
 			Provider:   p,
@@ -103,7 +133,11 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			RPM:        m.LiteLLMParams.RPM,
 			TPM:        m.LiteLLMParams.TPM,
 			Order:      m.LiteLLMParams.Order,
-		})
+		}
+		deployments = append(deployments, d)
+		if o := m.priceOverride(); o != (accounting.PriceOverride{}) {
+			overrides = append(overrides, accounting.DeploymentPrice{Deployment: d.ID, Provider: string(d.Provider), Model: d.Model, Override: o})
+		}
 	}
 	fallbacks := make(map[string][]string)
 	for _, list := range [][]map[string][]string{f.LiteLLMSettings.Fallbacks, f.RouterSettings.Fallbacks} {
@@ -150,8 +184,44 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("keys: %w", err))
 	}
+	prices, err := f.priceTable(overrides)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	redisPassword, err := resolveSecret(f.Redis.Password, env)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("redis.password: %w", err))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Runtime{Server: f.Server, Routes: routes, Keys: keys}, nil
+	return &Runtime{Server: f.Server, Routes: routes, Keys: keys, Prices: prices,
+		Accounting: f.Accounting, Redis: f.Redis, RedisPassword: redisPassword}, nil
+}
+
+// priceTable builds the price table: built-in prices, the prices file, and
+// the deployments' overrides.
+func (f *File) priceTable(overrides []accounting.DeploymentPrice) (*accounting.PriceTable, error) {
+	var file []byte
+	if path := f.Accounting.PricesFile; path != "" {
+		var err error
+		if file, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("accounting.prices_file: %w", err)
+		}
+	}
+	t, err := accounting.NewPriceTable(accounting.PriceTableConfig{File: file, Deployments: overrides})
+	if err != nil {
+		return nil, fmt.Errorf("accounting: %w", err)
+	}
+	return t, nil
+}
+
+// priceOverride is the entry's price settings; zero when it sets none.
+func (m ModelEntry) priceOverride() accounting.PriceOverride {
+	p := m.LiteLLMParams
+	return accounting.PriceOverride{
+		InputPerToken: p.InputCostPerToken, OutputPerToken: p.OutputCostPerToken,
+		CachedInputPerToken: p.CacheReadInputTokenCost, CacheWritePerToken: p.CacheCreationInputTokenCost,
+		ReasoningPerToken: p.OutputCostPerReasoningToken, MaxInputTokens: m.ModelInfo.MaxInputTokens,
+	}
 }

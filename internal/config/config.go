@@ -34,7 +34,57 @@ type File struct {
 	GeneralSettings GeneralSettings `yaml:"general_settings"`
 	// Keys are static virtual keys; they work without any store.
 	Keys []KeyEntry `yaml:"keys"`
+	// Accounting configures prices and spend records.
+	Accounting Accounting `yaml:"accounting"`
+	// Redis is the state shared by replicas. Zero: none; everything lives in
+	// each replica's memory.
+	Redis Redis `yaml:"redis"`
 }
+
+// Accounting configures prices and spend records.
+type Accounting struct {
+	// PricesFile is a price file in LiteLLM's
+	// model_prices_and_context_window.json format, added to the built-in
+	// prices (its entries win). Empty: built-in prices only.
+	PricesFile string `yaml:"prices_file"`
+	// Spend tunes the asynchronous spend-record writer.
+	Spend Spend `yaml:"spend"`
+}
+
+// Spend tunes the spend-record writer; zero values take its defaults.
+type Spend struct {
+	// QueueSize bounds records waiting to be written; past it records are
+	// dropped and counted, never blocking a request. Default 10000.
+	QueueSize int `yaml:"queue_size"`
+	// BatchSize is the most records per write. Default 500.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is the longest a record waits for a batch. Default 1s.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// MaxPending bounds records held while Redis is down. Default 50000.
+	MaxPending int `yaml:"max_pending"`
+	// MemoryLogs is the size of the in-memory ring used without Redis.
+	// Default 10000.
+	MemoryLogs int `yaml:"memory_logs"`
+	// RedisStream is the Redis Stream key of spend logs. Default
+	// tollgate:spend:logs.
+	RedisStream string `yaml:"redis_stream"`
+	// RedisStreamMaxLen caps the stream (approximately). Default 1000000.
+	RedisStreamMaxLen int64 `yaml:"redis_stream_max_len"`
+}
+
+// Redis locates the Redis shared by replicas: one address for a standalone
+// server, or cluster_addresses for Redis Cluster.
+type Redis struct {
+	Address          string   `yaml:"address"`
+	ClusterAddresses []string `yaml:"cluster_addresses"`
+	Username         string   `yaml:"username"`
+	// Password is a secret reference (os.environ/NAME or file:PATH).
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+}
+
+// Enabled reports whether a Redis is configured.
+func (r Redis) Enabled() bool { return r.Address != "" || len(r.ClusterAddresses) > 0 }
 
 // Server configures the ext_proc process.
 type Server struct {
@@ -86,12 +136,21 @@ type LiteLLMParams struct {
 	TPM    int64   `yaml:"tpm"`
 	Weight float64 `yaml:"weight"`
 	Order  int     `yaml:"order"`
+	// Prices in USD per token, overriding the price table for this
+	// deployment (LiteLLM's names). Unset keeps the table's price.
+	InputCostPerToken           *float64 `yaml:"input_cost_per_token"`
+	OutputCostPerToken          *float64 `yaml:"output_cost_per_token"`
+	CacheReadInputTokenCost     *float64 `yaml:"cache_read_input_token_cost"`
+	CacheCreationInputTokenCost *float64 `yaml:"cache_creation_input_token_cost"`
+	OutputCostPerReasoningToken *float64 `yaml:"output_cost_per_reasoning_token"`
 }
 
-// ModelInfo carries the deployment id.
+// ModelInfo carries the deployment id and model facts.
 type ModelInfo struct {
 	// ID is the stable deployment id; derived from the entry when empty.
 	ID string `yaml:"id"`
+	// MaxInputTokens overrides the price table's context window.
+	MaxInputTokens int64 `yaml:"max_input_tokens"`
 }
 
 // RouterSettings as in LiteLLM.
@@ -254,9 +313,30 @@ func (f *File) validate(env func(string) (string, bool)) error {
 		if m.LiteLLMParams.RPM < 0 || m.LiteLLMParams.TPM < 0 || m.LiteLLMParams.Order < 0 {
 			add(p+".litellm_params", "rpm, tpm and order must not be negative")
 		}
+		for name, v := range m.LiteLLMParams.prices() {
+			if v != nil && (*v < 0 || math.IsNaN(*v) || math.IsInf(*v, 0)) {
+				add(p+".litellm_params."+name, "must be a finite price, not negative")
+			}
+		}
+		if m.ModelInfo.MaxInputTokens < 0 {
+			add(p+".model_info.max_input_tokens", "must not be negative")
+		}
 	}
 	if _, err := resolveSecret(f.GeneralSettings.MasterKey, env); err != nil {
 		add("general_settings.master_key", "%v", err)
+	}
+	if _, err := resolveSecret(f.Redis.Password, env); err != nil {
+		add("redis.password", "%v", err)
+	}
+	if f.Redis.Address != "" && len(f.Redis.ClusterAddresses) > 0 {
+		add("redis", "set address (standalone) or cluster_addresses (Redis Cluster), not both")
+	}
+	if f.Redis.DB < 0 {
+		add("redis.db", "must not be negative")
+	}
+	sp := f.Accounting.Spend
+	if sp.QueueSize < 0 || sp.BatchSize < 0 || sp.MaxPending < 0 || sp.MemoryLogs < 0 || sp.RedisStreamMaxLen < 0 || sp.FlushInterval < 0 {
+		add("accounting.spend", "sizes and intervals must not be negative")
 	}
 	if len(f.Keys) == 0 && f.GeneralSettings.MasterKey == "" {
 		add("keys", "at least one key (or general_settings.master_key) is required: every request must authenticate")
@@ -311,4 +391,15 @@ func parseBase(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q must not carry a query or fragment", raw)
 	}
 	return u, nil
+}
+
+// prices names the per-token price overrides, for validation.
+func (p LiteLLMParams) prices() map[string]*float64 {
+	return map[string]*float64{
+		"input_cost_per_token":            p.InputCostPerToken,
+		"output_cost_per_token":           p.OutputCostPerToken,
+		"cache_read_input_token_cost":     p.CacheReadInputTokenCost,
+		"cache_creation_input_token_cost": p.CacheCreationInputTokenCost,
+		"output_cost_per_reasoning_token": p.OutputCostPerReasoningToken,
+	}
 }

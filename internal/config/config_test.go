@@ -113,6 +113,10 @@ func TestParse_Rejects(t *testing.T) {
 }
 
 func TestBuild_Rejects(t *testing.T) {
+	badPrices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(badPrices, []byte(`{"gpt-x": {"input_cost_per_token": "cheap"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const okModel = "model_list: [{model_name: m, litellm_params: {model: openai/gpt-4o}}]\n"
 	const okKey = "keys: [{key: sk-1}]\n"
 	for _, tc := range []struct{ name, yaml, want string }{
@@ -125,6 +129,12 @@ func TestBuild_Rejects(t *testing.T) {
 		{"unset env secret", "model_list: [{model_name: m, litellm_params: {model: openai/x, api_key: os.environ/NOPE}}]\n" + okKey, "model_list[0].litellm_params.api_key: environment variable NOPE is not set"},
 		{"missing secret file", "model_list: [{model_name: m, litellm_params: {model: openai/x, api_key: 'file:/nonexistent/k'}}]\n" + okKey, "read secret file"},
 		{"bad log level", okModel + okKey + "server: {log_level: loud}", "server.log_level"},
+		{"negative price", "model_list: [{model_name: m, litellm_params: {model: openai/x, input_cost_per_token: -0.1}}]\n" + okKey, "model_list[0].litellm_params.input_cost_per_token"},
+		{"missing prices file", okModel + okKey + "accounting: {prices_file: /nonexistent/prices.json}", "accounting.prices_file"},
+		{"bad prices file", okModel + okKey + "accounting: {prices_file: " + badPrices + "}", "accounting"},
+		{"redis both modes", okModel + okKey + "redis: {address: 'a:1', cluster_addresses: ['b:1']}", "not both"},
+		{"redis password unset", okModel + okKey + "redis: {address: 'a:1', password: os.environ/NOPE}", "redis.password"},
+		{"negative spend queue", okModel + okKey + "accounting: {spend: {queue_size: -1}}", "accounting.spend"},
 		{"negative weight", "model_list: [{model_name: m, litellm_params: {model: openai/x, weight: -1}}]\n" + okKey, "model_list[0].litellm_params.weight"},
 		{"negative rpm", "model_list: [{model_name: m, litellm_params: {model: openai/x, rpm: -5}}]\n" + okKey, "rpm, tpm and order must not be negative"},
 		{"colliding pool names", "model_list: [{model_name: a/b, litellm_params: {model: openai/x}}, {model_name: a_b, litellm_params: {model: openai/y}}]\n" + okKey, "both map to Envoy cluster"},
@@ -171,5 +181,30 @@ func TestDeploymentID_StableWhenDerived(t *testing.T) {
 	n.LiteLLMParams.APIBase = "https://other"
 	if m.deploymentID() == n.deploymentID() {
 		t.Fatal("different entries share an id")
+	}
+}
+
+func TestBuild_PriceOverrides(t *testing.T) {
+	f, err := Parse([]byte(`
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/my-finetune, input_cost_per_token: 0.000002, output_cost_per_token: 0.000008}
+    model_info: {id: ft}
+keys: [{key: sk-1}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.Build(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, priced := rt.Prices.Cost("ft", "openai", "my-finetune", transform.Usage{InputTokens: 1000, OutputTokens: 100})
+	if !priced || cost < 0.0027999 || cost > 0.0028001 {
+		t.Errorf("cost = %v priced %v, want 0.0028", cost, priced)
+	}
+	b := rt.LabelBounds()
+	if len(b.ModelGroups) != 1 || b.Deployments[0] != "ft" || b.Providers[0] != "openai" {
+		t.Errorf("bounds = %+v", b)
 	}
 }

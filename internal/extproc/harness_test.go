@@ -3,6 +3,7 @@ package extproc
 import (
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
 const testConfig = `
@@ -48,11 +50,16 @@ func testRuntime(t testing.TB) *config.Runtime {
 // startServer serves a Server on a real loopback gRPC connection, as Envoy
 // would reach it.
 func startServer(t testing.TB) extprocv3.ExternalProcessorClient {
+	return startServerWith(t, Options{})
+}
+
+// startServerWith is startServer with options; the clock and request ids
+// are fixed.
+func startServerWith(t testing.TB, o Options) extprocv3.ExternalProcessorClient {
 	t.Helper()
-	srv := New(testRuntime(t), Options{
-		Now:          func() time.Time { return time.Unix(1700000000, 0) },
-		NewRequestID: func() string { return "generated-id" },
-	})
+	o.Now = func() time.Time { return time.Unix(1700000000, 0) }
+	o.NewRequestID = func() string { return "generated-id" }
+	srv := New(testRuntime(t), o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -167,4 +174,36 @@ func headers(m *extprocv3.HeaderMutation) (set map[string]string, removed map[st
 		removed[r] = true
 	}
 	return set, removed
+}
+
+// spendLog is a SpendRecorder that keeps what it is given.
+type spendLog struct {
+	mu      sync.Mutex
+	records []accounting.Record
+}
+
+func (l *spendLog) Record(r accounting.Record) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	return true
+}
+
+// wait returns the records once n have arrived; streams end (and record)
+// after the client's last message.
+func (l *spendLog) wait(t *testing.T, n int) []accounting.Record {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		got := append([]accounting.Record(nil), l.records...)
+		l.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spend records, want %d", len(got), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"strconv"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -23,16 +24,17 @@ const (
 	// presence tells the two filters apart.
 	deploymentAttribute = "xds.upstream_host_metadata.filter_metadata['tollgate']['deployment']"
 
-	headerPool        = "x-tollgate-pool"
-	headerRequestID   = "x-tollgate-request-id"
-	headerDeployment  = "x-tollgate-deployment"
-	headerModelGroup  = "x-tollgate-model-group"
-	headerAttempts    = "x-tollgate-attempts"
-	headerPrefix      = "x-tollgate-"
-	headerEnvoyReqID  = "x-request-id"
-	headerAttemptCnt  = "x-envoy-attempt-count"
-	headerContentLen  = "content-length"
-	headerContentType = "content-type"
+	headerPool         = "x-tollgate-pool"
+	headerRequestID    = "x-tollgate-request-id"
+	headerDeployment   = "x-tollgate-deployment"
+	headerModelGroup   = "x-tollgate-model-group"
+	headerAttempts     = "x-tollgate-attempts"
+	headerResponseCost = "x-tollgate-response-cost"
+	headerPrefix       = "x-tollgate-"
+	headerEnvoyReqID   = "x-request-id"
+	headerAttemptCnt   = "x-envoy-attempt-count"
+	headerContentLen   = "content-length"
+	headerContentType  = "content-type"
 )
 
 // Metadata keys in the tollgate namespace.
@@ -190,4 +192,14 @@ func statusOf(hm *corev3.HeaderMap) int {
 		return 0
 	}
 	return s
+}
+
+// view is a string over b's bytes, without a copy, for gjson reads on the
+// hot path (gjson.GetBytes copies every result). The caller must not keep
+// the string, or results pointing into it, past b's next modification.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
 	"github.com/tollgate-gw/tollgate/pkg/routing"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
@@ -53,6 +53,15 @@ type routerStream struct {
 	respModel  string
 	complete   bool
 	errorType  transform.ErrorType
+
+	// Metering.
+	reqBody    []byte // the client's body, kept (not copied) to estimate a prompt's tokens
+	firstChunk time.Time
+	delivered  deliveredText // streamed text, to estimate output a cut stream never reported
+	metered    bool
+	estimated  bool
+	cost       float64
+	priced     bool
 }
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
@@ -162,6 +171,7 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 		return nil, err
 	}
 	r.stream, r.includeUsage = f.stream, f.includeUsage
+	r.reqBody = body
 
 	group, err := r.rt.Routes.Resolve(f.model)
 	if err != nil {
@@ -203,10 +213,7 @@ type requestFields struct {
 // lives only within this call, while the body is not modified.
 func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 	var f requestFields
-	if len(body) == 0 {
-		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
-	}
-	js := unsafe.String(&body[0], len(body))
+	js := view(body)
 	if !gjson.Valid(js) || !isJSONObject(js) {
 		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
 	}
@@ -354,6 +361,10 @@ func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) 
 		m.set(":status", strconv.Itoa(status))
 		r.status = status
 	}
+	r.meter()
+	if r.priced {
+		m.set(headerResponseCost, strconv.FormatFloat(r.cost, 'f', -1, 64))
+	}
 	c.HeaderMutation = m.hm
 	resp := responseBodyReply(&c)
 	resp.DynamicMetadata = r.usageMetadata()
@@ -409,6 +420,12 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 	if res.Model != "" {
 		r.respModel = res.Model
 	}
+	if len(res.Body) > 0 {
+		if r.firstChunk.IsZero() {
+			r.firstChunk = r.srv.opts.Now()
+		}
+		r.delivered.add(res.Body)
+	}
 	var c extprocv3.CommonResponse
 	if !sameBytes(res.Body, chunk) {
 		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
@@ -416,6 +433,7 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 	resp := responseBodyReply(&c)
 	if b.GetEndOfStream() {
 		r.complete = true
+		r.meter()
 		resp.DynamicMetadata = r.usageMetadata()
 	}
 	return resp
@@ -446,11 +464,47 @@ func (r *routerStream) usageMetadata() *structpb.Struct {
 	if r.respModel != "" {
 		f["response_model"] = structpb.NewStringValue(r.respModel)
 	}
+	if r.priced {
+		f["cost"] = structpb.NewNumberValue(r.cost)
+	}
+	if r.estimated {
+		f["usage_estimated"] = structpb.NewBoolValue(true)
+	}
 	return dynamicMetadata(f)
 }
 
+// meter settles the request's usage and cost once: the provider's usage,
+// completed by estimates where the provider reported none (no usage in the
+// response, or a stream cut before its usage arrived).
+func (r *routerStream) meter() {
+	if r.metered || r.deployment == nil {
+		return
+	}
+	r.metered = true
+	if isSuccess(r.status) {
+		if r.usage.InputTokens == 0 && r.api == transform.APIChatCompletions && len(r.reqBody) > 0 {
+			r.usage.InputTokens = accounting.EstimatePromptTokens(r.reqBody)
+			r.estimated = true
+		}
+		if r.usage.OutputTokens == 0 && r.delivered.size > 0 {
+			r.usage.OutputTokens = r.delivered.estimateTokens()
+			r.estimated = true
+		}
+	}
+	model := r.respModel
+	if model == "" {
+		model = r.deployment.Model
+	}
+	r.cost, r.priced = r.rt.Prices.Cost(r.deployment.ID, string(r.deployment.Provider), model, r.usage)
+}
+
 func (r *routerStream) finish(ctx context.Context) {
-	if r.requestID == "" || !r.srv.log.Enabled(ctx, slog.LevelInfo) {
+	if r.requestID == "" || r.api == "" {
+		return
+	}
+	r.meter()
+	r.account()
+	if !r.srv.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -479,6 +533,53 @@ func (r *routerStream) finish(ctx context.Context) {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
 	r.srv.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// account records the finished request: one spend record and the metrics.
+func (r *routerStream) account() {
+	now := r.srv.opts.Now()
+	rec := accounting.Record{
+		Time: r.start, RequestID: r.requestID, Usage: r.usage, Cost: r.cost, Estimated: r.estimated,
+		Latency: now.Sub(r.start), Status: r.status, ErrorType: string(r.errorType), Stream: r.stream,
+	}
+	if !r.complete && r.status == 0 {
+		// Envoy or the client gave up before any response: 499 is the
+		// conventional "client closed request".
+		rec.Status = 499
+	}
+	if r.key != nil {
+		rec.KeyID = r.key.ID
+	}
+	if r.group != nil {
+		rec.ModelGroup = r.group.Name
+	}
+	if d := r.deployment; d != nil {
+		rec.Deployment, rec.Provider, rec.Model = d.ID, string(d.Provider), d.Model
+		rec.Unpriced = !r.priced
+	}
+	if r.respModel != "" {
+		rec.Model = r.respModel
+	}
+	if !r.firstChunk.IsZero() {
+		rec.TimeToFirstToken = r.firstChunk.Sub(r.start)
+	}
+	if r.srv.opts.Spend != nil {
+		r.srv.opts.Spend.Record(rec)
+	}
+	r.srv.opts.Metrics.ObserveRequest(accounting.RequestObservation{
+		Operation: operationName(r.api), Provider: rec.Provider, ModelGroup: rec.ModelGroup, Deployment: rec.Deployment,
+		RequestModel: rec.ModelGroup, ResponseModel: rec.Model, Status: rec.Status, ErrorType: rec.ErrorType,
+		Duration: rec.Latency, TimeToFirstToken: rec.TimeToFirstToken, Stream: r.stream, Usage: r.usage,
+		Estimated: r.estimated, Cost: r.cost, Unpriced: rec.Unpriced,
+	})
+}
+
+// operationName is the OpenTelemetry gen_ai.operation.name of an API.
+func operationName(api transform.API) string {
+	if api == transform.APIChatCompletions {
+		return "chat"
+	}
+	return string(api)
 }
 
 // isOpenAIError reports whether body is already {"error":{...}}.

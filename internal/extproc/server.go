@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -43,6 +44,17 @@ type Options struct {
 	// LogBodies logs bodies at debug level. Off by default: bodies hold
 	// user content.
 	LogBodies bool
+	// Metrics receives request and per-message observations; nil records
+	// none.
+	Metrics *accounting.Metrics
+	// Spend receives one record per request; nil keeps none.
+	Spend SpendRecorder
+}
+
+// SpendRecorder takes spend records without blocking; false means the
+// record was dropped (and counted by the recorder).
+type SpendRecorder interface {
+	Record(accounting.Record) bool
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -84,13 +96,19 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	}
 	rt := s.runtime.Load()
 	var h handler
+	filter := accounting.FilterRouter
 	if id, ok := deploymentOf(req); ok {
 		h = &upstreamStream{srv: s, rt: rt, deploymentID: id}
+		filter = accounting.FilterUpstream
 	} else {
 		h = &routerStream{srv: s, rt: rt, start: s.opts.Now()}
 	}
 	for {
+		start := time.Now()
 		resp := h.handle(ctx, req)
+		if phase, ok := phaseOf(req); ok {
+			s.opts.Metrics.ObserveExtProcMessage(filter, phase, time.Since(start))
+		}
 		if resp == nil {
 			// A message kind Envoy never sends (e.g. a window update): no
 			// reply is due.
@@ -106,6 +124,25 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return endOfStream(err)
 		}
 	}
+}
+
+// phaseOf names a message's phase for the per-message metric.
+func phaseOf(req *extprocv3.ProcessingRequest) (accounting.ExtProcPhase, bool) {
+	switch req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return accounting.PhaseRequestHeaders, true
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return accounting.PhaseRequestBody, true
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return accounting.PhaseRequestTrailers, true
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return accounting.PhaseResponseHeaders, true
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return accounting.PhaseResponseBody, true
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return accounting.PhaseResponseTrailers, true
+	}
+	return 0, false
 }
 
 // endOfStream treats Envoy's normal ways of ending a stream (EOF, cancel)

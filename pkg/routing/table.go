@@ -201,6 +201,16 @@ func (t *Table) Deployment(id string) (*Deployment, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownDeployment, id)
 }
 
+// AliasNames lists the aliases, sorted.
+func (t *Table) AliasNames() []string {
+	out := make([]string, 0, len(t.aliases))
+	for a := range t.aliases {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // GroupNames lists the model groups, sorted.
 func (t *Table) GroupNames() []string { return t.names }
 

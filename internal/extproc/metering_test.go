@@ -1,0 +1,95 @@
+package extproc
+
+import (
+	"strconv"
+	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+func TestRouter_MetersAndPricesResponse(t *testing.T) {
+	spend := &spendLog{}
+	reg := prometheus.NewPedanticRegistry()
+	metrics, err := accounting.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics.SetBounds(testRuntime(t).LabelBounds())
+	c := startServerWith(t, Options{Spend: spend, Metrics: metrics})
+	const body = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}}`
+	out := exchange(t, c,
+		reqHeaders(false, chatHeaders...), reqBody(chatBody),
+		respHeadersFromAttempt("openai-1", 1, ":status", "200", "content-type", "application/json"),
+		respBody(body, true))
+
+	want, priced := testRuntime(t).Prices.Cost("openai-1", "openai", "gpt-4o-2024-08-06",
+		transform.Usage{InputTokens: 1000, OutputTokens: 100, CachedInputTokens: 400})
+	if !priced || want <= 0 {
+		t.Fatalf("test model is not priced: %v %v", want, priced)
+	}
+	set, _ := headers(out[3].GetResponseBody().GetResponse().GetHeaderMutation())
+	if set[headerResponseCost] != strconv.FormatFloat(want, 'f', -1, 64) {
+		t.Errorf("%s = %q, want %v", headerResponseCost, set[headerResponseCost], want)
+	}
+	md := out[3].GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().AsMap()
+	if md["cost"] != want {
+		t.Errorf("cost metadata = %v", md["cost"])
+	}
+
+	recs := spend.wait(t, 1)
+	r := recs[0]
+	if r.RequestID != "req-1" || r.KeyID != "all" || r.ModelGroup != "gpt-4o" || r.Deployment != "openai-1" ||
+		r.Provider != "openai" || r.Status != 200 || r.Cost != want || r.Estimated || r.Unpriced ||
+		r.Usage.InputTokens != 1000 || r.Usage.CachedInputTokens != 400 {
+		t.Errorf("record = %+v", r)
+	}
+	if n := testutil.CollectAndCount(reg, "gen_ai_client_token_usage"); n == 0 {
+		t.Error("no token usage observed")
+	}
+}
+
+func TestRouter_RejectedRequestIsRecorded(t *testing.T) {
+	spend := &spendLog{}
+	c := startServerWith(t, Options{Spend: spend})
+	exchange(t, c, reqHeaders(false, ":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer sk-nope"))
+	r := spend.wait(t, 1)[0]
+	if r.Status != 401 || r.ErrorType != "authentication_error" || r.Cost != 0 || r.KeyID != "" {
+		t.Errorf("record = %+v", r)
+	}
+}
+
+// A client that goes away mid-stream, before the provider's usage: the
+// request is metered for what was delivered, marked estimated.
+func TestRouter_CutStreamMeteredForWhatWasDelivered(t *testing.T) {
+	spend := &spendLog{}
+	c := startServerWith(t, Options{Spend: spend})
+	stream, err := c.Process(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip := func(m *extprocv3.ProcessingRequest) {
+		t.Helper()
+		if err := stream.Send(m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roundTrip(reqHeaders(false, chatHeaders...))
+	roundTrip(reqBody(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"tell me a long story about a lighthouse keeper"}]}`))
+	roundTrip(respHeadersFromAttempt("openai-1", 1, ":status", "200", "content-type", "text/event-stream"))
+	roundTrip(respBody(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Once upon a time, on a rocky island, "}}]}`+"\n\n", false))
+	roundTrip(respBody(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"there lived a keeper named Ada."}}]}`+"\n\n", false))
+	stream.CloseSend() // the client is gone
+
+	r := spend.wait(t, 1)[0]
+	if !r.Estimated || r.Usage.InputTokens == 0 || r.Usage.OutputTokens < 10 || r.Cost <= 0 {
+		t.Errorf("record = %+v", r)
+	}
+}
