@@ -1,8 +1,13 @@
 package extproc
 
 import (
+	"context"
+	"fmt"
+	"math"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,5 +96,70 @@ func TestRouter_CutStreamMeteredForWhatWasDelivered(t *testing.T) {
 	r := spend.wait(t, 1)[0]
 	if !r.Estimated || r.Usage.InputTokens == 0 || r.Usage.OutputTokens < 10 || r.Cost <= 0 {
 		t.Errorf("record = %+v", r)
+	}
+}
+
+// TestRouter_SpendAddsUpUnderConcurrency: records of many concurrent
+// requests add up exactly to the usage and cost the responses carried.
+func TestRouter_SpendAddsUpUnderConcurrency(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 500
+	}
+	rec := accounting.NewRecorder(accounting.RecorderConfig{Sink: accounting.NewMemorySink(n), QueueSize: n})
+	c := startServerWith(t, Options{Spend: rec})
+	rt := testRuntime(t)
+
+	const workers = 16
+	var mu sync.Mutex
+	var wantTokens int64
+	var wantCost float64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				in, out := int64(100+i%37), int64(1+i%11)
+				body := fmt.Sprintf(`{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`, in, out, in+out)
+				stream, err := c.Process(t.Context())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, m := range []*extprocv3.ProcessingRequest{
+					reqHeaders(false, chatHeaders...), reqBody(chatBody),
+					respHeadersFromAttempt("openai-1", 1, ":status", "200", "content-type", "application/json"),
+					respBody(body, true),
+				} {
+					if err := stream.Send(m); err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := stream.Recv(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				stream.CloseSend()
+				stream.Recv() // wait for the server to end the stream
+				cost, _ := rt.Prices.Cost("openai-1", "openai", "gpt-4o-2024-08-06", transform.Usage{InputTokens: in, OutputTokens: out})
+				mu.Lock()
+				wantTokens += in + out
+				wantCost += cost
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rec.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	totals, err := rec.Totals(context.Background(), "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals.Requests != int64(n) || totals.InputTokens+totals.OutputTokens != wantTokens || math.Abs(totals.Spend-wantCost) > 1e-9 {
+		t.Errorf("totals %+v, want %d requests, %d tokens, $%v", totals, n, wantTokens, wantCost)
 	}
 }
