@@ -73,6 +73,9 @@ type Authenticator struct {
 	inval  atomic.Uint64
 	// downUntil (unix ns) skips the store after a failure.
 	downUntil atomic.Int64
+	// gen counts invalidations; a lookup that raced with one is not cached,
+	// since it may have read the record from before the change.
+	gen atomic.Uint64
 }
 
 // keyEntry caches one lookup: a key, or the error for a secret that is
@@ -211,21 +214,22 @@ func (a *Authenticator) check(e *keyEntry, h [sha256.Size]byte, now time.Time) (
 func (a *Authenticator) fetch(ctx context.Context, h [sha256.Size]byte, now time.Time) (*keyEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.StoreTimeout)
 	defer cancel()
+	gen := a.gen.Load()
 	rec, err := a.cfg.Store.GetKey(ctx, hex.EncodeToString(h[:]))
 	if errors.Is(err, ErrNotFound) {
-		return a.put(h, &keyEntry{err: ErrKeyUnknown, fetched: now}), nil
+		return a.put(gen, h, &keyEntry{err: ErrKeyUnknown, fetched: now}), nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	if rec.Blocked {
-		return a.put(h, &keyEntry{err: ErrKeyBlocked, teamID: rec.TeamID, fetched: now}), nil
+		return a.put(gen, h, &keyEntry{err: ErrKeyBlocked, teamID: rec.TeamID, fetched: now}), nil
 	}
 	var team *Team
 	if rec.TeamID != "" {
-		team, err = a.team(ctx, rec.TeamID, now)
+		team, err = a.team(ctx, gen, rec.TeamID, now)
 		if errors.Is(err, ErrNotFound) {
-			return a.put(h, &keyEntry{err: ErrKeyUnknown, teamID: rec.TeamID, fetched: now}), nil
+			return a.put(gen, h, &keyEntry{err: ErrKeyUnknown, teamID: rec.TeamID, fetched: now}), nil
 		}
 		if err != nil {
 			return nil, err
@@ -235,10 +239,10 @@ func (a *Authenticator) fetch(ctx context.Context, h [sha256.Size]byte, now time
 		ID: rec.ID, Models: rec.Models, Alias: rec.Alias, UserID: rec.UserID, Metadata: rec.Metadata,
 		Expires: rec.Expires, Limits: rec.Limits, Budget: rec.Budget, Team: team, hash: h,
 	}
-	return a.put(h, &keyEntry{key: k, teamID: rec.TeamID, fetched: now}), nil
+	return a.put(gen, h, &keyEntry{key: k, teamID: rec.TeamID, fetched: now}), nil
 }
 
-func (a *Authenticator) team(ctx context.Context, id string, now time.Time) (*Team, error) {
+func (a *Authenticator) team(ctx context.Context, gen uint64, id string, now time.Time) (*Team, error) {
 	a.mu.RLock()
 	e := a.teams[id]
 	a.mu.RUnlock()
@@ -250,14 +254,21 @@ func (a *Authenticator) team(ctx context.Context, id string, now time.Time) (*Te
 		return nil, err
 	}
 	a.mu.Lock()
-	a.teams[id] = &teamEntry{team: t, fetched: now}
+	if a.gen.Load() == gen {
+		a.teams[id] = &teamEntry{team: t, fetched: now}
+	}
 	a.mu.Unlock()
 	return t, nil
 }
 
-func (a *Authenticator) put(h [sha256.Size]byte, e *keyEntry) *keyEntry {
+// put caches e unless an invalidation arrived since the lookup began
+// (generation gen); either way it returns e for the current request.
+func (a *Authenticator) put(gen uint64, h [sha256.Size]byte, e *keyEntry) *keyEntry {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.gen.Load() != gen {
+		return e
+	}
 	if _, ok := a.keys[h]; !ok && len(a.keys) >= a.cfg.MaxEntries {
 		for victim := range a.keys {
 			delete(a.keys, victim)
@@ -275,6 +286,7 @@ func (a *Authenticator) invalidate(c Change) {
 	a.downUntil.Store(0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen.Add(1)
 	if c.KeyHash != "" {
 		if b, err := hex.DecodeString(c.KeyHash); err == nil && len(b) == sha256.Size {
 			if _, ok := a.keys[[sha256.Size]byte(b)]; ok {
@@ -301,6 +313,7 @@ func (a *Authenticator) resync() {
 	a.downUntil.Store(0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen.Add(1)
 	expired := a.cfg.Clock().Add(-a.cfg.CacheTTL)
 	for h, e := range a.keys {
 		if e.fetched.After(expired) {

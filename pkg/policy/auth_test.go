@@ -235,3 +235,54 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// slowStore reads a key, then waits, as a slow Redis reply would.
+type slowStore struct {
+	Store
+	read, release chan struct{}
+}
+
+func (s *slowStore) GetKey(ctx context.Context, hash string) (*KeyRecord, error) {
+	rec, err := s.Store.GetKey(ctx, hash)
+	s.read <- struct{}{}
+	<-s.release
+	return rec, err
+}
+
+// TestAuthenticator_ChangeDuringLookup blocks a key while a lookup of it
+// is in flight: the lookup may answer with what it read, but must not cache
+// it, or the revoked key would work for a whole TTL.
+func TestAuthenticator_ChangeDuringLookup(t *testing.T) {
+	mem := NewMemoryStore()
+	secret, rec := putKey(t, mem, nil)
+	s := &slowStore{Store: mem, read: make(chan struct{}), release: make(chan struct{})}
+	a := NewAuthenticator(AuthConfig{Store: s, CacheTTL: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	subscribed := make(chan struct{})
+	go func() {
+		_ = mem.Subscribe(ctx, a.invalidate, func() { a.resync(); close(subscribed) })
+	}()
+	<-subscribed
+
+	done := make(chan error)
+	go func() { _, err := a.Authenticate(ctx, secret); done <- err }()
+	<-s.read
+	blocked := *rec
+	blocked.Blocked = true
+	if err := mem.PutKey(ctx, &blocked); err != nil {
+		t.Fatal(err)
+	}
+	close(s.release)
+	if err := <-done; err != nil {
+		t.Fatalf("in-flight lookup: %v", err)
+	}
+	go func() {
+		for range s.read {
+		}
+	}()
+	if _, err := a.Authenticate(ctx, secret); !errors.Is(err, ErrKeyBlocked) {
+		t.Fatalf("after the change: %v (a pre-change read was cached)", err)
+	}
+	close(s.read)
+}
