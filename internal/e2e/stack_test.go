@@ -6,22 +6,26 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/envoysim"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
 const (
@@ -37,6 +41,8 @@ type stack struct {
 	sim       *envoysim.Sim
 	logs      *syncBuffer
 	client    openai.Client
+	registry  *prometheus.Registry
+	spend     *accounting.Recorder
 }
 
 // syncBuffer collects the ext_proc server's logs across goroutines.
@@ -75,7 +81,15 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := extproc.New(rt, extproc.Options{Logger: slog.New(slog.NewJSONHandler(s.logs, nil))})
+	s.registry = prometheus.NewPedanticRegistry()
+	metrics, err := accounting.NewMetrics(s.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics.SetBounds(rt.LabelBounds())
+	s.spend = accounting.NewRecorder(accounting.RecorderConfig{Metrics: metrics, FlushInterval: 10 * time.Millisecond})
+	t.Cleanup(func() { s.spend.Close(context.Background()) })
+	srv := extproc.New(rt, extproc.Options{Logger: slog.New(slog.NewJSONHandler(s.logs, nil)), Metrics: metrics, Spend: s.spend})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
