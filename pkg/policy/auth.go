@@ -17,7 +17,7 @@ import (
 // named on each field.
 type AuthConfig struct {
 	// Static keys from the config file are checked first and need no store;
-	// nil means none.
+	// nil means none. SetStatic replaces them on a config reload.
 	Static *Keys
 	// Store holds generated keys and teams; nil means static keys only.
 	Store Store
@@ -63,6 +63,7 @@ type AuthStats struct {
 // goroutine so changes made on other replicas reach the cache.
 type Authenticator struct {
 	cfg    AuthConfig
+	static atomic.Pointer[Keys]
 	mu     sync.RWMutex
 	keys   map[[sha256.Size]byte]*keyEntry
 	teams  map[string]*teamEntry
@@ -115,8 +116,14 @@ func NewAuthenticator(cfg AuthConfig) *Authenticator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Authenticator{cfg: cfg, keys: map[[sha256.Size]byte]*keyEntry{}, teams: map[string]*teamEntry{}}
+	a := &Authenticator{cfg: cfg, keys: map[[sha256.Size]byte]*keyEntry{}, teams: map[string]*teamEntry{}}
+	a.static.Store(cfg.Static)
+	return a
 }
+
+// SetStatic swaps in the static keys of a reloaded config; requests in
+// flight finish with the set they started with.
+func (a *Authenticator) SetStatic(ks *Keys) { a.static.Store(ks) }
 
 // Run follows the store's change feed until ctx ends. Without a store it
 // returns at once.
@@ -142,8 +149,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*Key, 
 		return nil, ErrKeyMissing
 	}
 	h := sum(secret)
-	if a.cfg.Static != nil {
-		if k, err := a.cfg.Static.lookup(secret, h); err == nil {
+	if static := a.static.Load(); static != nil {
+		if k, err := static.lookup(secret, h); err == nil {
 			return k, nil
 		}
 	}

@@ -286,3 +286,19 @@ func TestAuthenticator_ChangeDuringLookup(t *testing.T) {
 	}
 	close(s.read)
 }
+
+func TestAuthenticator_SetStatic(t *testing.T) {
+	old, _ := NewKeys([]StaticKey{{ID: "old", Secret: "sk-old"}})
+	fresh, _ := NewKeys([]StaticKey{{ID: "new", Secret: "sk-new"}})
+	a := NewAuthenticator(AuthConfig{Static: old})
+	if k, err := a.Authenticate(t.Context(), "sk-old"); err != nil || k.ID != "old" {
+		t.Fatalf("before reload: %v, %v", k, err)
+	}
+	a.SetStatic(fresh)
+	if _, err := a.Authenticate(t.Context(), "sk-old"); !errors.Is(err, ErrKeyUnknown) {
+		t.Fatalf("removed static key after reload: %v", err)
+	}
+	if k, err := a.Authenticate(t.Context(), "sk-new"); err != nil || k.ID != "new" {
+		t.Fatalf("added static key after reload: %v, %v", k, err)
+	}
+}
