@@ -67,6 +67,13 @@ func (s *syncBuffer) String() string {
 // with every address the bootstrap names rewritten to this test's servers.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, "../../examples/local/envoy.yaml", nil)
+}
+
+// startStackWith runs the stack behind another bootstrap; extra rewrites
+// more of the addresses it names (an xDS server's, say).
+func startStackWith(t *testing.T, bootstrap string, extra map[string]string) *stack {
+	t.Helper()
 	s := &stack{
 		openai:    fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai")),
 		anthropic: fakeprovider.Start(t, fakeprovider.Anthropic, fakeprovider.WithAPIKey("sk-ant-fake")),
@@ -105,7 +112,10 @@ func startStack(t *testing.T) *stack {
 		"127.0.0.1:18081": hostOf(s.openai.URL()),
 		"127.0.0.1:18082": hostOf(s.anthropic.URL()),
 	}
-	s.sim, err = envoysim.LoadFile("../../examples/local/envoy.yaml", envoysim.Options{
+	for from, to := range extra {
+		rewrite[from] = to
+	}
+	s.sim, err = envoysim.LoadFile(bootstrap, envoysim.Options{
 		ListenAddr:      "127.0.0.1:0",
 		BackoffDisabled: true,
 		RewriteAddress: func(_, addr string) string {
@@ -120,6 +130,11 @@ func startStack(t *testing.T) *stack {
 	}
 	if err := s.sim.Start(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	ready, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.sim.WaitReady(ready); err != nil {
+		t.Fatalf("stand-in not ready: %v", err)
 	}
 	t.Cleanup(func() { s.sim.Close() })
 	s.client = openai.NewClient(
