@@ -265,6 +265,9 @@ func TestChat_FallbackToAnotherProvider(t *testing.T) {
 	if len(s.openai.Requests()) != 1 || len(s.anthropic.Requests()) != 1 {
 		t.Errorf("requests: openai %d, anthropic %d", len(s.openai.Requests()), len(s.anthropic.Requests()))
 	}
+	if body := scrapeRegistry(t, s); !strings.Contains(body, `tollgate_fallbacks_total{fallback_model_group="claude-sonnet",model_group="gpt-4o"} 1`) {
+		t.Error("fallback not counted")
+	}
 }
 
 func TestChat_ProviderErrorTranslated(t *testing.T) {

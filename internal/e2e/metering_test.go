@@ -47,9 +47,7 @@ func TestMetering_EndToEnd(t *testing.T) {
 		t.Errorf("spend totals %+v, SDK usage %+v", totals, usage)
 	}
 
-	srv := httptest.NewServer(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	defer srv.Close()
-	body := scrape(t, srv.URL)
+	body := scrapeRegistry(t, s)
 	for _, series := range []string{
 		`gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic"`,
 		`gen_ai_server_request_duration_seconds_count{`,
@@ -66,9 +64,13 @@ func TestMetering_EndToEnd(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) string {
+// scrapeRegistry reads the stack's metrics the way Prometheus does, over
+// HTTP in the text format.
+func scrapeRegistry(t *testing.T, s *stack) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	srv := httptest.NewServer(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,6 +283,9 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		} else {
 			r.deployment = d
 			r.attempts = attemptCount(req, hm)
+			if r.group != nil && d.ModelGroup != r.group.Name {
+				r.srv.opts.Metrics.FallbackTaken(r.group.Name, d.ModelGroup)
+			}
 			m.set(headerDeployment, d.ID)
 			if r.attempts > 0 {
 				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
