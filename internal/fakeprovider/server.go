@@ -49,6 +49,9 @@ const (
 	OpenAI Kind = "openai"
 	// Anthropic serves POST /v1/messages.
 	Anthropic Kind = "anthropic"
+	// Gemini serves Google's generateContent on AI Studio and Vertex AI
+	// paths (see gemini.go).
+	Gemini Kind = "google"
 )
 
 // maxBodyBytes bounds request bodies; larger ones get the provider's 413.
@@ -145,6 +148,8 @@ func New(kind Kind, opts ...Option) (*Server, error) {
 		s.prov = &openAI{}
 	case Anthropic:
 		s.prov = &anthropicAPI{}
+	case Gemini:
+		s.prov = &geminiAPI{}
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %q", kind)
 	}
@@ -253,6 +258,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	prov := s.prov
+	if pr, ok := prov.(pathRouted); ok {
+		prov = pr.forRequest(r.URL)
+	}
 	step, err := s.nextStep(req)
 	if err != nil {
 		e := s.prov.canonicalError(http.StatusBadRequest)
@@ -279,30 +288,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.fail(e)
 		return
 	}
-	if e := s.prov.authenticate(r.Header, s.cfg.apiKey); e != nil {
+	if e := prov.authenticate(r.Header, s.cfg.apiKey); e != nil {
 		ex.fail(e)
 		return
 	}
-	c, e := s.prov.parse(r.Header, body)
+	c, e := prov.parse(r.Header, body)
 	if e != nil {
 		ex.fail(e)
 		return
 	}
 	if s.cfg.contextWindow > 0 && c.inputTokens > s.cfg.contextWindow {
-		ex.fail(s.prov.contextExceeded(c.inputTokens, s.cfg.contextWindow))
+		ex.fail(prov.contextExceeded(c.inputTokens, s.cfg.contextWindow))
 		return
 	}
 	if len(s.cfg.models) > 0 && !slices.Contains(s.cfg.models, c.model) {
-		ex.fail(s.prov.modelNotFound(c.model))
+		ex.fail(prov.modelNotFound(c.model))
 		return
 	}
 	out := s.compose(c, step.Reply)
 	ex.setUsage(out.usage)
 	if c.stream {
-		ex.stream(s.prov.streamEvents(c, out))
+		ex.stream(prov.streamEvents(c, out))
 		return
 	}
-	ex.send(http.StatusOK, "application/json", s.prov.body(c, out))
+	ex.send(http.StatusOK, "application/json", prov.body(c, out))
 }
 
 // nextStep picks the programmatic step for req, falling back to headers.
