@@ -52,6 +52,9 @@ const (
 	// Gemini serves Google's generateContent on AI Studio and Vertex AI
 	// paths (see gemini.go).
 	Gemini Kind = "google"
+	// Bedrock serves POST /model/{modelId}/converse and /converse-stream
+	// (see bedrock.go).
+	Bedrock Kind = "bedrock"
 )
 
 // maxBodyBytes bounds request bodies; larger ones get the provider's 413.
@@ -150,6 +153,8 @@ func New(kind Kind, opts ...Option) (*Server, error) {
 		s.prov = &anthropicAPI{}
 	case Gemini:
 		s.prov = &geminiAPI{}
+	case Bedrock:
+		s.prov = &bedrockAPI{}
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %q", kind)
 	}
@@ -262,6 +267,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pr, ok := prov.(pathRouted); ok {
 		prov = pr.forRequest(r.URL)
 	}
+	if hr, ok := prov.(httpRouted); ok {
+		prov = hr.forHTTPRequest(r)
+	}
 	step, err := s.nextStep(req)
 	if err != nil {
 		e := s.prov.canonicalError(http.StatusBadRequest)
@@ -372,6 +380,9 @@ func (ex *exchange) header(contentType string) {
 }
 
 func (ex *exchange) fail(e *apiError) {
+	if hs, ok := ex.srv.prov.(errorHeaderSetter); ok {
+		hs.setErrorHeaders(ex.w.Header(), e)
+	}
 	ex.send(e.Status, "application/json", ex.srv.prov.errorBody(e))
 }
 
@@ -391,7 +402,11 @@ func (ex *exchange) send(status int, contentType string, body []byte) {
 
 // stream writes SSE events, flushing each so the client sees them one by one.
 func (ex *exchange) stream(events []sseEvent) {
-	ex.header("text/event-stream; charset=utf-8")
+	contentType := "text/event-stream; charset=utf-8"
+	if ct, ok := ex.srv.prov.(streamContentTyper); ok {
+		contentType = ct.streamContentType()
+	}
+	ex.header(contentType)
 	ex.w.Header().Set("Cache-Control", "no-cache")
 	ex.setStatus(http.StatusOK)
 	ex.w.WriteHeader(http.StatusOK)
@@ -441,12 +456,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // sseEvent is one server-sent event; an empty name omits the event: line.
+// A non-nil raw is sent as is instead: a binary stream's message.
 type sseEvent struct {
 	name string
 	data []byte
+	raw  []byte
 }
 
 func (e sseEvent) bytes() []byte {
+	if e.raw != nil {
+		return e.raw
+	}
 	var b []byte
 	if e.name != "" {
 		b = append(b, "event: "...)
