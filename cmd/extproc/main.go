@@ -38,9 +38,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
+	"github.com/tollgate-gw/tollgate/pkg/policy"
 )
 
 func main() {
@@ -103,7 +105,13 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		return err
 	}
 
-	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies, Metrics: metrics, Spend: spend})
+	pol, err := newPolicy(ctx, rt, rdb, log)
+	if err != nil {
+		return err
+	}
+
+	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies, Metrics: metrics, Spend: spend,
+		Auth: pol.auth, Limiter: pol.limiter})
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
 	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
@@ -129,6 +137,18 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	var draining atomic.Bool
 	mux := adminMux(&draining, rt.Server.Pprof)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if rt.MasterKey != "" {
+		// Model names are checked against the running config, reloads included.
+		known := func(m string) bool { _, err := srv.Runtime().Routes.Resolve(m); return err == nil }
+		h, err := admin.New(admin.Config{MasterKey: rt.MasterKey, Store: pol.store, Spend: spendTotals{spend},
+			SpendLogs: accounting.NewSpendLogsHandler(spend, log), KnownModel: known, Logger: log})
+		if err != nil {
+			return err
+		}
+		for _, prefix := range []string{"/key/", "/team/", "/spend/"} {
+			mux.Handle(prefix, h)
+		}
+	}
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
@@ -145,7 +165,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		// The same file drives cmd/xds: following its edits keeps this
 		// replica on the pool version Envoy has.
 		go config.Watch(watchCtx, *configPath, *poll, reload, data,
-			func(next []byte) { applyConfig(log, srv, metrics, rt.Server, next) },
+			func(next []byte) { applyConfig(log, srv, metrics, pol.auth, rt.Server, next) },
 			func(err error) {
 				log.Error("config file unreadable; keeping the running config", slog.Any("error", err))
 			})
@@ -160,12 +180,15 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		draining.Store(true)
 		hs.Shutdown()
 		err := shutdown(log, gs, admin, time.Duration(rt.Server.ShutdownTimeout))
-		// Streams are done; every spend record they produced is flushed
-		// before the process exits.
+		// Streams are done; every spend record and budget update they
+		// produced is flushed before the process exits.
 		flushCtx, cancel := context.WithTimeout(context.Background(), time.Duration(rt.Server.ShutdownTimeout))
 		defer cancel()
 		if ferr := spend.Close(flushCtx); ferr != nil {
 			log.Error("spend records lost at shutdown", slog.Any("error", ferr))
+		}
+		if ferr := pol.close(flushCtx); ferr != nil {
+			log.Error("budget updates lost at shutdown", slog.Any("error", ferr))
 		}
 		return err
 	}
@@ -182,8 +205,9 @@ func redisClient(rt *config.Runtime) (redis.UniversalClient, error) {
 		addrs = []string{r.Address}
 	}
 	opts := &redis.UniversalOptions{Addrs: addrs, Username: r.Username, Password: rt.RedisPassword, DB: r.DB,
-		// A slow Redis must not hold requests: calls fail fast and the
-		// callers degrade.
+		// A slow or dead Redis must not hold requests: per-call deadlines
+		// are honoured, one dial attempt, and the callers degrade.
+		ContextTimeoutEnabled: true, DialerRetries: 1,
 		DialTimeout: 2 * time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second}
 	if len(r.ClusterAddresses) > 0 {
 		return redis.NewClusterClient(opts.Cluster()), nil
@@ -210,7 +234,7 @@ func spendRecorder(rt *config.Runtime, rdb redis.UniversalClient, metrics *accou
 // applyConfig installs a new config for new streams, or keeps the running
 // one when the new one is invalid. Listen addresses and limits of the gRPC
 // server are fixed at start; changing them needs a restart.
-func applyConfig(log *slog.Logger, srv *extproc.Server, metrics *accounting.Metrics, running config.Server, data []byte) {
+func applyConfig(log *slog.Logger, srv *extproc.Server, metrics *accounting.Metrics, auth *policy.Authenticator, running config.Server, data []byte) {
 	next, err := config.FromBytes(data, os.LookupEnv)
 	if err != nil {
 		log.Error("config reload rejected; keeping the running config", slog.Any("error", err))
@@ -220,6 +244,7 @@ func applyConfig(log *slog.Logger, srv *extproc.Server, metrics *accounting.Metr
 		log.Warn("server addresses and body limit changed in the config take effect only after a restart")
 	}
 	metrics.SetBounds(next.LabelBounds())
+	auth.SetStatic(next.Keys)
 	srv.SwapRuntime(next)
 	log.Info("config reloaded")
 }
@@ -274,4 +299,56 @@ func adminMux(draining *atomic.Bool, profiling bool) *http.ServeMux {
 		io.WriteString(w, "ready\n")
 	})
 	return mux
+}
+
+// policyParts are the key store, authenticator and limiter: in Redis when
+// configured, so every replica shares them, else in this process.
+type policyParts struct {
+	store   policy.Store
+	auth    *policy.Authenticator
+	limiter policy.Limiter
+	close   func(context.Context) error
+}
+
+func newPolicy(ctx context.Context, rt *config.Runtime, rdb redis.UniversalClient, log *slog.Logger) (policyParts, error) {
+	p := rt.Policy
+	lc := policy.LimiterConfig{Logger: log, Prefix: p.RedisPrefix, Failure: policy.FailureMode(p.OnRedisFailure),
+		SlotLease: time.Duration(p.ParallelSlotLease),
+		OnSoftBudget: func(e policy.SoftBudgetEvent) {
+			log.Warn("soft budget crossed", slog.String("scope", string(e.Scope)), slog.String("id", e.ID))
+		}}
+	var parts policyParts
+	if rdb == nil {
+		parts.store = policy.NewMemoryStore()
+		parts.limiter = policy.NewMemoryLimiter(lc)
+		parts.close = func(context.Context) error { return nil }
+	} else {
+		store, err := policy.NewRedisStore(rdb, policy.RedisStoreConfig{Prefix: p.RedisPrefix})
+		if err != nil {
+			return parts, fmt.Errorf("policy: %w", err)
+		}
+		lim, err := policy.NewRedisLimiter(rdb, lc, nil)
+		if err != nil {
+			return parts, fmt.Errorf("policy: %w", err)
+		}
+		go lim.Run(ctx)
+		parts.store, parts.limiter, parts.close = store, lim, lim.Close
+	}
+	parts.auth = policy.NewAuthenticator(policy.AuthConfig{Static: rt.Keys, Store: parts.store,
+		CacheTTL: time.Duration(p.KeyCacheTTL), Logger: log})
+	go parts.auth.Run(ctx)
+	return parts, nil
+}
+
+// spendTotals gives the admin API the accounting recorder's totals.
+type spendTotals struct{ rec *accounting.Recorder }
+
+func (s spendTotals) KeySpend(ctx context.Context, keyID string) (float64, error) {
+	t, err := s.rec.Totals(ctx, keyID)
+	return t.Spend, err
+}
+
+func (s spendTotals) TeamSpend(ctx context.Context, team string) (float64, error) {
+	t, err := s.rec.TeamTotals(ctx, team)
+	return t.Spend, err
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -181,4 +183,80 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestRun_AdminAPIKeysWorkOnTheRequestPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tollgate.yaml")
+	withMaster := cfg + "general_settings: {master_key: sk-master-test}\n"
+	if err := os.WriteFile(path, []byte(withMaster), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ready := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", path}, io.Discard, nil, ready) }()
+	var addrs [2]string
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	admin := func(method, p, body, key string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addrs[1]+p, strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := admin("GET", "/spend/logs", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("/spend/logs without the master key: %d", code)
+	}
+	if code, body := admin("GET", "/spend/logs", "", "sk-master-test"); code != http.StatusOK {
+		t.Errorf("/spend/logs: %d %s", code, body)
+	}
+	code, body := admin("POST", "/key/generate", `{"models":["m"]}`, "sk-master-test")
+	if code != http.StatusOK {
+		t.Fatalf("/key/generate: %d %s", code, body)
+	}
+	var gen struct{ Key string }
+	if err := json.Unmarshal([]byte(body), &gen); err != nil || gen.Key == "" {
+		t.Fatalf("generated: %s", body)
+	}
+
+	conn, err := grpc.NewClient(addrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	auth := func(key string) *extprocv3.ProcessingResponse {
+		stream, err := extprocv3.NewExternalProcessorClient(conn).Process(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.CloseSend()
+		stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: ":method", RawValue: []byte("POST")}, {Key: ":path", RawValue: []byte("/v1/chat/completions")},
+				{Key: "authorization", RawValue: []byte("Bearer " + key)},
+			}}}}})
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := auth(gen.Key); r.GetImmediateResponse() != nil {
+		t.Errorf("generated key rejected: %s", r.GetImmediateResponse().GetBody())
+	}
+	if code, body := admin("POST", "/key/block", fmt.Sprintf(`{"key":%q}`, gen.Key), "sk-master-test"); code != http.StatusOK {
+		t.Fatalf("/key/block: %d %s", code, body)
+	}
+	waitFor(t, func() bool { return auth(gen.Key).GetImmediateResponse().GetStatus().GetCode() == 401 })
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Store Store
 	// Spend fills the spend fields; nil reports 0.
 	Spend SpendSource
+	// SpendLogs, when set, serves /spend/logs behind the same master-key
+	// check (accounting's spend logs handler).
+	SpendLogs http.Handler
 	// KnownModel rejects model names that are neither a model group nor an
 	// alias; nil accepts any name.
 	KnownModel func(string) bool
@@ -104,6 +107,9 @@ func New(cfg Config) (*Handler, error) {
 		"/team/list":      {http.MethodGet, h.teamList},
 	} {
 		h.mux.Handle(path, h.route(r.method, r.fn))
+	}
+	if cfg.SpendLogs != nil {
+		h.mux.Handle("/spend/logs", cfg.SpendLogs)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, &apiError{http.StatusNotFound, "invalid_request_error", "", "unknown_url", fmt.Sprintf("unknown admin path %q", r.URL.Path)})

@@ -77,7 +77,8 @@ func newEnv(t *testing.T) *env {
 	}
 	clk := &clock{}
 	clk.ns.Store(t0.UnixNano())
-	h, err := New(Config{MasterKey: master, Store: store, Spend: fakeSpend{}, Clock: clk.Now,
+	spendLogs := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"data":[]}`)) })
+	h, err := New(Config{MasterKey: master, Store: store, Spend: fakeSpend{}, Clock: clk.Now, SpendLogs: spendLogs,
 		KnownModel: func(m string) bool { return m != "no-such-model" }})
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ var routes = []struct{ method, path string }{
 	{"POST", "/key/generate"}, {"GET", "/key/info"}, {"POST", "/key/update"}, {"POST", "/key/delete"},
 	{"GET", "/key/list"}, {"POST", "/key/block"}, {"POST", "/key/unblock"}, {"POST", "/key/regenerate"},
 	{"POST", "/team/new"}, {"GET", "/team/info"}, {"POST", "/team/update"}, {"POST", "/team/delete"},
-	{"GET", "/team/list"},
+	{"GET", "/team/list"}, {"GET", "/spend/logs"},
 }
 
 func TestHandler_MasterKeyRequired(t *testing.T) {

@@ -27,6 +27,12 @@ type Runtime struct {
 	Redis      Redis
 	// RedisPassword is the resolved redis.password.
 	RedisPassword string
+	// MasterKey is the resolved general_settings.master_key; "" when none
+	// (then the admin API is off).
+	MasterKey string
+	// GroupLimits are the model groups' limits by group name.
+	GroupLimits map[string]policy.Limits
+	Policy      Policy
 }
 
 // LabelBounds are the metric label values this config can produce.
@@ -170,15 +176,28 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 				}
 			}
 		}
-		static = append(static, policy.StaticKey{ID: k.ID, Secret: secret, Models: k.Models})
+		budget, _ := k.budget() // validated above
+		static = append(static, policy.StaticKey{ID: k.ID, Secret: secret, Models: k.Models, Budget: budget,
+			Limits: policy.Limits{RPM: k.RPMLimit, TPM: k.TPMLimit, MaxParallel: k.MaxParallelRequests}})
 	}
+	var masterKey string
 	if f.GeneralSettings.MasterKey != "" {
 		secret, err := resolveSecret(f.GeneralSettings.MasterKey, env)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("general_settings.master_key: %w", err))
 		} else {
+			masterKey = secret
 			static = append(static, policy.StaticKey{ID: "master", Secret: secret})
 		}
+	}
+	groupLimits := make(map[string]policy.Limits, len(f.RouterSettings.ModelGroupLimits))
+	for group, l := range f.RouterSettings.ModelGroupLimits {
+		if routes != nil {
+			if _, err := routes.Resolve(group); err != nil {
+				errs = append(errs, fmt.Errorf("router_settings.model_group_limits: %w", err))
+			}
+		}
+		groupLimits[group] = policy.Limits{RPM: l.RPMLimit, TPM: l.TPMLimit, MaxParallel: l.MaxParallelRequests}
 	}
 	keys, err := policy.NewKeys(static)
 	if err != nil {
@@ -196,7 +215,8 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 		return nil, errors.Join(errs...)
 	}
 	return &Runtime{Server: f.Server, Routes: routes, Keys: keys, Prices: prices,
-		Accounting: f.Accounting, Redis: f.Redis, RedisPassword: redisPassword}, nil
+		Accounting: f.Accounting, Redis: f.Redis, RedisPassword: redisPassword,
+		MasterKey: masterKey, GroupLimits: groupLimits, Policy: f.Policy}, nil
 }
 
 // priceTable builds the price table: built-in prices, the prices file, and

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-gw/tollgate/pkg/policy"
 )
 
 // File is the config file as written.
@@ -39,6 +41,32 @@ type File struct {
 	// Redis is the state shared by replicas. Zero: none; everything lives in
 	// each replica's memory.
 	Redis Redis `yaml:"redis"`
+	// Policy tunes keys and limits.
+	Policy Policy `yaml:"policy"`
+}
+
+// Policy tunes virtual keys and limits.
+type Policy struct {
+	// OnRedisFailure decides what limits do while Redis is unreachable:
+	// degrade (default: per-replica counters, said in a log line and a
+	// metric) or fail_closed (503 for requests that have limits).
+	OnRedisFailure string `yaml:"on_redis_failure"`
+	// KeyCacheTTL is how long a replica trusts a looked-up key before
+	// fetching it again; revocations reach replicas at once over pub/sub,
+	// so this only bounds staleness when pub/sub is down. Default 10s.
+	KeyCacheTTL Duration `yaml:"key_cache_ttl"`
+	// ParallelSlotLease is how long a max_parallel_requests slot is held
+	// if its replica dies mid-request. Default 10m.
+	ParallelSlotLease Duration `yaml:"parallel_slot_lease"`
+	// RedisPrefix starts every policy key in Redis. Default "tg".
+	RedisPrefix string `yaml:"redis_prefix"`
+}
+
+// GroupLimits are a model group's rate limits, shared by every key.
+type GroupLimits struct {
+	RPMLimit            int64 `yaml:"rpm_limit"`
+	TPMLimit            int64 `yaml:"tpm_limit"`
+	MaxParallelRequests int64 `yaml:"max_parallel_requests"`
 }
 
 // Accounting configures prices and spend records.
@@ -157,6 +185,8 @@ type ModelInfo struct {
 type RouterSettings struct {
 	ModelGroupAlias map[string]string     `yaml:"model_group_alias"`
 	Fallbacks       []map[string][]string `yaml:"fallbacks"`
+	// ModelGroupLimits are each group's limits across all keys.
+	ModelGroupLimits map[string]GroupLimits `yaml:"model_group_limits"`
 }
 
 // LiteLLMSettings as in LiteLLM.
@@ -179,6 +209,17 @@ type KeyEntry struct {
 	Key string `yaml:"key"`
 	// Models the key may call; empty means all.
 	Models []string `yaml:"models"`
+	// Limits, per minute and in flight; zero means none.
+	RPMLimit            int64 `yaml:"rpm_limit"`
+	TPMLimit            int64 `yaml:"tpm_limit"`
+	MaxParallelRequests int64 `yaml:"max_parallel_requests"`
+	// MaxBudget in USD rejects requests once spent in the budget window;
+	// SoftBudget only alerts. Unset means none.
+	MaxBudget  *float64 `yaml:"max_budget"`
+	SoftBudget *float64 `yaml:"soft_budget"`
+	// BudgetDuration resets spend: daily, weekly, monthly, or like 30d or
+	// 12h. Empty: spend never resets.
+	BudgetDuration string `yaml:"budget_duration"`
 }
 
 // Duration is a time.Duration written as "30s" in YAML.
@@ -338,6 +379,19 @@ func (f *File) validate(env func(string) (string, bool)) error {
 	if sp.QueueSize < 0 || sp.BatchSize < 0 || sp.MaxPending < 0 || sp.MemoryLogs < 0 || sp.RedisStreamMaxLen < 0 || sp.FlushInterval < 0 {
 		add("accounting.spend", "sizes and intervals must not be negative")
 	}
+	switch f.Policy.OnRedisFailure {
+	case "", string(policy.FailDegrade), string(policy.FailClosed):
+	default:
+		add("policy.on_redis_failure", "%q is not degrade or fail_closed", f.Policy.OnRedisFailure)
+	}
+	if f.Policy.KeyCacheTTL < 0 || f.Policy.ParallelSlotLease < 0 {
+		add("policy", "durations must not be negative")
+	}
+	for group, l := range f.RouterSettings.ModelGroupLimits {
+		if l.RPMLimit < 0 || l.TPMLimit < 0 || l.MaxParallelRequests < 0 {
+			add("router_settings.model_group_limits."+group, "limits must not be negative")
+		}
+	}
 	if len(f.Keys) == 0 && f.GeneralSettings.MasterKey == "" {
 		add("keys", "at least one key (or general_settings.master_key) is required: every request must authenticate")
 	}
@@ -349,6 +403,12 @@ func (f *File) validate(env func(string) (string, bool)) error {
 			add(p+".key", "%v", err)
 		} else if s == "" {
 			add(p+".key", "resolves to an empty secret")
+		}
+		if _, err := k.budget(); err != nil {
+			add(p, "%v", err)
+		}
+		if k.RPMLimit < 0 || k.TPMLimit < 0 || k.MaxParallelRequests < 0 {
+			add(p, "rpm_limit, tpm_limit and max_parallel_requests must not be negative")
 		}
 	}
 	return errors.Join(errs...)
@@ -402,4 +462,18 @@ func (p LiteLLMParams) prices() map[string]*float64 {
 		"cache_creation_input_token_cost": p.CacheCreationInputTokenCost,
 		"output_cost_per_reasoning_token": p.OutputCostPerReasoningToken,
 	}
+}
+
+// budget is the key's budget settings.
+func (k KeyEntry) budget() (policy.Budget, error) {
+	d, err := policy.ParseBudgetDuration(k.BudgetDuration)
+	if err != nil {
+		return policy.Budget{}, fmt.Errorf("budget_duration: %w", err)
+	}
+	for name, v := range map[string]*float64{"max_budget": k.MaxBudget, "soft_budget": k.SoftBudget} {
+		if v != nil && (*v < 0 || math.IsNaN(*v) || math.IsInf(*v, 0)) {
+			return policy.Budget{}, fmt.Errorf("%s must be a finite amount, not negative", name)
+		}
+	}
+	return policy.Budget{Max: k.MaxBudget, Soft: k.SoftBudget, Duration: d}, nil
 }

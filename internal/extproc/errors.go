@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/sjson"
@@ -49,6 +50,8 @@ type apiError struct {
 	Code    string
 	Param   string
 	Message string
+	// RetryAfter, when set, is sent as the retry-after header.
+	RetryAfter time.Duration
 }
 
 // classify is the only mapping from errors to HTTP status and OpenAI error
@@ -58,30 +61,47 @@ func classify(err error) (apiError, bool) {
 	var re *requestError
 	var ire *transform.InvalidRequestError
 	var pe *transform.ProviderError
+	var le *policy.LimitError
+	var be *policy.BudgetError
 	switch {
 	case errors.As(err, &re):
-		return apiError{re.status, re.errType, re.code, re.param, re.message}, true
+		return apiError{Status: re.status, Type: re.errType, Code: re.code, Param: re.param, Message: re.message}, true
 	case errors.As(err, &ire):
-		return apiError{http.StatusBadRequest, transform.ErrorTypeInvalidRequest, "invalid_request", ire.Param, ire.Message}, true
+		return apiError{Status: http.StatusBadRequest, Type: transform.ErrorTypeInvalidRequest, Code: "invalid_request", Param: ire.Param, Message: ire.Message}, true
 	case errors.As(err, &pe):
-		return apiError{pe.Status, pe.Type, pe.Code, pe.Param, pe.Message}, true
+		return apiError{Status: pe.Status, Type: pe.Type, Code: pe.Code, Param: pe.Param, Message: pe.Message}, true
+	case errors.As(err, &le):
+		return apiError{http.StatusTooManyRequests, transform.ErrorTypeRateLimit, "rate_limit_exceeded", "", le.Error(), le.RetryAfter}, true
+	case errors.As(err, &be):
+		retry := time.Duration(0)
+		if !be.ResetAt.IsZero() {
+			retry = time.Until(be.ResetAt).Round(time.Second)
+		}
+		return apiError{http.StatusTooManyRequests, errorTypeBudget, "budget_exceeded", "", be.Error(), retry}, true
+	case errors.Is(err, policy.ErrKeyExpired):
+		return apiError{Status: http.StatusUnauthorized, Type: transform.ErrorTypeAuthentication, Code: "key_expired", Message: "the API key has expired"}, true
+	case errors.Is(err, policy.ErrKeyBlocked):
+		return apiError{Status: http.StatusUnauthorized, Type: transform.ErrorTypeAuthentication, Code: "key_blocked", Message: "the API key is blocked"}, true
+	case errors.Is(err, policy.ErrUnavailable):
+		return apiError{Status: http.StatusServiceUnavailable, Type: transform.ErrorTypeOverloaded, Code: "policy_unavailable",
+			Message: "the gateway cannot check limits right now; try again"}, true
 	case errors.Is(err, policy.ErrKeyMissing):
-		return apiError{http.StatusUnauthorized, transform.ErrorTypeAuthentication, "missing_api_key",
-			"", "no API key given: send it as 'Authorization: Bearer <key>'"}, true
+		return apiError{Status: http.StatusUnauthorized, Type: transform.ErrorTypeAuthentication, Code: "missing_api_key",
+			Message: "no API key given: send it as 'Authorization: Bearer <key>'"}, true
 	case errors.Is(err, policy.ErrKeyUnknown):
-		return apiError{http.StatusUnauthorized, transform.ErrorTypeAuthentication, "invalid_api_key",
-			"", "the API key is not valid"}, true
+		return apiError{Status: http.StatusUnauthorized, Type: transform.ErrorTypeAuthentication, Code: "invalid_api_key",
+			Message: "the API key is not valid"}, true
 	case errors.Is(err, policy.ErrModelNotAllowed):
-		return apiError{http.StatusForbidden, transform.ErrorTypePermission, "model_not_allowed", "model", err.Error()}, true
+		return apiError{Status: http.StatusForbidden, Type: transform.ErrorTypePermission, Code: "model_not_allowed", Param: "model", Message: err.Error()}, true
 	case errors.Is(err, errCredentials):
-		return apiError{http.StatusServiceUnavailable, transform.ErrorTypeOverloaded, "provider_credentials_unavailable", "",
-			"the gateway could not obtain credentials for the provider; try again"}, false
+		return apiError{Status: http.StatusServiceUnavailable, Type: transform.ErrorTypeOverloaded, Code: "provider_credentials_unavailable",
+			Message: "the gateway could not obtain credentials for the provider; try again"}, false
 	case errors.Is(err, routing.ErrUnknownModel):
-		return apiError{http.StatusNotFound, transform.ErrorTypeInvalidRequest, "model_not_found", "model",
-			fmt.Sprintf("the model does not exist or you do not have access to it (%v)", err)}, true
+		return apiError{Status: http.StatusNotFound, Type: transform.ErrorTypeInvalidRequest, Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("the model does not exist or you do not have access to it (%v)", err)}, true
 	}
-	return apiError{http.StatusInternalServerError, transform.ErrorTypeServer, "internal_error", "",
-		"the gateway failed to process the request"}, false
+	return apiError{Status: http.StatusInternalServerError, Type: transform.ErrorTypeServer, Code: "internal_error",
+		Message: "the gateway failed to process the request"}, false
 }
 
 // encodeError builds the OpenAI error body
@@ -130,3 +150,7 @@ var errNoHeaders = errors.New("request body arrived before request headers")
 // obtained (token endpoint down, signing failed); the detail is logged, not
 // shown.
 var errCredentials = errors.New("provider credentials unavailable")
+
+// errorTypeBudget is LiteLLM's error type for a spent budget, which
+// clients of LiteLLM already handle.
+const errorTypeBudget transform.ErrorType = "budget_exceeded"

@@ -32,6 +32,9 @@ router_settings:
 keys:
   - {id: all, key: sk-all}
   - {id: claude-only, key: sk-claude, models: [claude]}
+  - {id: limited, key: sk-limited, rpm_limit: 2}
+  - {id: budgeted, key: sk-budget, max_budget: 0.000001}
+  - {id: single, key: sk-single, max_parallel_requests: 1}
 `
 
 func testRuntime(t testing.TB) *config.Runtime {

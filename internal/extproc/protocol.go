@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"strconv"
+	"time"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -95,6 +96,16 @@ func (m *mutation) setTranslated(hs []transform.Header) {
 	for _, h := range hs {
 		m.set(h.Key, h.Value)
 	}
+}
+
+// immediateError is a local reply carrying an error in the API's shape.
+func immediateError(api transform.API, e apiError) *extprocv3.ProcessingResponse {
+	resp := immediateJSON(e.Status, encodeErrorFor(api, e))
+	if e.RetryAfter > 0 {
+		h := resp.GetImmediateResponse().Headers
+		h.SetHeaders = append(h.SetHeaders, setHeader("retry-after", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10)))
+	}
+	return resp
 }
 
 func immediateJSON(status int, body []byte) *extprocv3.ProcessingResponse {

@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -35,6 +36,7 @@ type routerStream struct {
 
 	requestID    string
 	key          *policy.Key
+	admission    *policy.Admission
 	api          transform.API
 	endpoint     endpoint
 	group        *routing.Group
@@ -69,9 +71,9 @@ func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequ
 	var err error
 	switch m := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		resp, err = r.requestHeaders(m.RequestHeaders)
+		resp, err = r.requestHeaders(ctx, m.RequestHeaders)
 	case *extprocv3.ProcessingRequest_RequestBody:
-		resp, err = r.requestBody(m.RequestBody)
+		resp, err = r.requestBody(ctx, m.RequestBody)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		resp = r.responseHeaders(req, m.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
@@ -92,10 +94,10 @@ func (r *routerStream) reject(ctx context.Context, err error) *extprocv3.Process
 	if !known {
 		r.srv.log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("request_id", r.requestID), slog.Any("error", err))
 	}
-	return immediateJSON(e.Status, encodeErrorFor(r.api, e))
+	return immediateError(r.api, e)
 }
 
-func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (r *routerStream) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	hm := h.GetHeaders()
 	r.requestID = headerValue(hm, headerEnvoyReqID)
 	if r.requestID == "" {
@@ -112,7 +114,7 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 		return nil, errMethod(method, path, ep.method)
 	}
 	models := ep.api == ""
-	key, err := r.rt.Keys.Authenticate(clientKey(hm))
+	key, err := r.authenticate(ctx, clientKey(hm))
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +139,15 @@ func (r *routerStream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 	return requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm}), nil
 }
 
+// authenticate checks the key with the server's authenticator (stored and
+// cached keys), or the config's static keys when there is none.
+func (r *routerStream) authenticate(ctx context.Context, secret string) (*policy.Key, error) {
+	if a := r.srv.opts.Auth; a != nil {
+		return a.Authenticate(ctx, secret)
+	}
+	return r.rt.Keys.Authenticate(secret)
+}
+
 // clientKey finds the API key the way OpenAI, Anthropic and Azure clients
 // send it.
 func clientKey(hm *corev3.HeaderMap) string {
@@ -152,7 +163,7 @@ func clientKey(hm *corev3.HeaderMap) string {
 	return headerValue(hm, "api-key")
 }
 
-func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	body := b.GetBody()
 	if !b.GetEndOfStream() || r.body != nil {
 		// Envoy sends one message in BUFFERED mode; collect anything else
@@ -181,6 +192,9 @@ func (r *routerStream) requestBody(b *extprocv3.HttpBody) (*extprocv3.Processing
 		return nil, err
 	}
 	r.group = group
+	if err := r.admit(ctx, len(body)); err != nil {
+		return nil, err
+	}
 	var m mutation
 	m.set(headerPool, group.Pool)
 	return &extprocv3.ProcessingResponse{
@@ -256,6 +270,39 @@ func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 	return f, nil
 }
 
+// admit checks and counts the request against its key's, team's and model
+// group's limits and budgets. The TPM check uses a cheap estimate (about
+// four bytes a token); the real usage corrects it when the request ends.
+func (r *routerStream) admit(ctx context.Context, bodySize int) error {
+	lim := r.srv.opts.Limiter
+	if lim == nil {
+		return nil
+	}
+	adm, err := lim.Admit(ctx, policy.Request{Key: r.key, ModelGroup: r.group.Name,
+		ModelGroupLimits: r.rt.GroupLimits[r.group.Name], EstimatedTokens: int64(bodySize / 4)})
+	var le *policy.LimitError
+	var be *policy.BudgetError
+	switch {
+	case errors.As(err, &le):
+		r.srv.opts.Metrics.LimitRejected(string(le.Scope), limitMetricName(le.Limit))
+	case errors.As(err, &be):
+		r.srv.opts.Metrics.BudgetRejected(string(be.Scope))
+	}
+	r.admission = adm
+	return err
+}
+
+// limitMetricName is the metric label of a limit kind.
+func limitMetricName(k policy.LimitKind) string {
+	switch k {
+	case policy.LimitRPM:
+		return "rpm"
+	case policy.LimitTPM:
+		return "tpm"
+	}
+	return "parallel"
+}
+
 func isJSONObject(js string) bool {
 	js = strings.TrimLeft(js, " \t\r\n")
 	return len(js) > 0 && js[0] == '{'
@@ -268,6 +315,9 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 	m.set(headerRequestID, r.requestID)
 	if r.group != nil {
 		m.set(headerModelGroup, r.group.Name)
+	}
+	if a := r.admission; a != nil {
+		setRateHeaders(&m, a.Rate)
 	}
 	if headerValue(hm, headerErrorSource) != "" {
 		r.passOn = true
@@ -315,6 +365,19 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
+
+// setRateHeaders reports the tightest limit that applied, as OpenAI does;
+// limits that did not apply are left out.
+func setRateHeaders(m *mutation, rate policy.RateInfo) {
+	if rate.LimitRequests > 0 {
+		m.set("x-ratelimit-limit-requests", strconv.FormatInt(rate.LimitRequests, 10))
+		m.set("x-ratelimit-remaining-requests", strconv.FormatInt(rate.RemainingRequests, 10))
+	}
+	if rate.LimitTokens > 0 {
+		m.set("x-ratelimit-limit-tokens", strconv.FormatInt(rate.LimitTokens, 10))
+		m.set("x-ratelimit-remaining-tokens", strconv.FormatInt(rate.RemainingTokens, 10))
+	}
+}
 
 // answeringDeployment is the deployment of the attempt whose response this
 // is. Envoy evaluates the response attribute once, on the response_headers
@@ -392,14 +455,14 @@ func (r *routerStream) translateBuffered(ctx context.Context, body []byte) ([]by
 	case !isSuccess(r.status):
 		pe := r.translator.ErrorBody(r.status, body)
 		r.errorType = pe.Type
-		return encodeErrorFor(r.api, apiError{pe.Status, pe.Type, pe.Code, pe.Param, pe.Message}), pe.Status
+		return encodeErrorFor(r.api, apiError{Status: pe.Status, Type: pe.Type, Code: pe.Code, Param: pe.Param, Message: pe.Message}), pe.Status
 	}
 	res, err := r.translator.ResponseBody(body)
 	if err != nil {
 		r.srv.log.LogAttrs(ctx, slog.LevelWarn, "untranslatable provider response",
 			slog.String("request_id", r.requestID), slog.String("deployment", r.deployment.ID), slog.Any("error", err))
-		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "",
-			"the provider's response could not be read"}
+		e := apiError{Status: http.StatusBadGateway, Type: transform.ErrorTypeServer, Code: "bad_provider_response",
+			Message: "the provider's response could not be read"}
 		r.errorType = e.Type
 		return encodeErrorFor(r.api, e), e.Status
 	}
@@ -415,7 +478,7 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 		// event in the stream.
 		r.srv.log.LogAttrs(ctx, slog.LevelWarn, "untranslatable stream chunk",
 			slog.String("request_id", r.requestID), slog.String("deployment", r.deployment.ID), slog.Any("error", err))
-		e := apiError{http.StatusBadGateway, transform.ErrorTypeServer, "bad_provider_response", "", "the provider's stream could not be read"}
+		e := apiError{Status: http.StatusBadGateway, Type: transform.ErrorTypeServer, Code: "bad_provider_response", Message: "the provider's stream could not be read"}
 		r.errorType = e.Type
 		res.Body = append(append([]byte("data: "), encodeErrorFor(r.api, e)...), "\n\n"...)
 	}
@@ -507,6 +570,9 @@ func (r *routerStream) finish(ctx context.Context) {
 	}
 	r.meter()
 	r.account()
+	// The parallel slot is released and the estimate corrected however the
+	// request ended; the stream's context may be gone already.
+	r.admission.Done(context.WithoutCancel(ctx), policy.Outcome{Tokens: r.usage.TotalTokens(), Cost: r.cost})
 	if !r.srv.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
@@ -552,6 +618,9 @@ func (r *routerStream) account() {
 	}
 	if r.key != nil {
 		rec.KeyID = r.key.ID
+		if r.key.Team != nil {
+			rec.Team = r.key.Team.ID
+		}
 	}
 	if r.group != nil {
 		rec.ModelGroup = r.group.Name

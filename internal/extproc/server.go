@@ -21,6 +21,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
+	"github.com/tollgate-gw/tollgate/pkg/policy"
 )
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -49,6 +50,17 @@ type Options struct {
 	Metrics *accounting.Metrics
 	// Spend receives one record per request; nil keeps none.
 	Spend SpendRecorder
+	// Auth authenticates virtual keys (static, cached, stored); nil checks
+	// the config's static keys only.
+	Auth KeyAuthenticator
+	// Limiter admits requests against rate limits and budgets; nil admits
+	// every request.
+	Limiter policy.Limiter
+}
+
+// KeyAuthenticator finds the virtual key for a secret.
+type KeyAuthenticator interface {
+	Authenticate(ctx context.Context, secret string) (*policy.Key, error)
 }
 
 // SpendRecorder takes spend records without blocking; false means the
@@ -74,6 +86,9 @@ func New(rt *config.Runtime, o Options) *Server {
 	s.runtime.Store(rt)
 	return s
 }
+
+// Runtime is the config new streams start with.
+func (s *Server) Runtime() *config.Runtime { return s.runtime.Load() }
 
 // SwapRuntime installs a new config for streams that start from now on;
 // streams in flight finish on the config they started with.

@@ -53,7 +53,7 @@ func (u *upstreamStream) reject(ctx context.Context, err error) *extprocv3.Proce
 		u.srv.log.LogAttrs(ctx, slog.LevelError, "attempt failed",
 			slog.String("deployment", u.deploymentID), slog.Any("error", err))
 	}
-	resp := immediateJSON(e.Status, encodeErrorFor(u.api, e))
+	resp := immediateError(u.api, e)
 	imm := resp.GetImmediateResponse()
 	imm.Headers.SetHeaders = append(imm.Headers.SetHeaders, setHeader(headerErrorSource, "gateway"))
 	return resp
