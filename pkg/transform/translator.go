@@ -23,6 +23,11 @@ type API string
 // APIs the gateway translates.
 const (
 	APIChatCompletions API = "chat_completions"
+	// APIMessages is Anthropic's Messages API (/v1/messages), served by
+	// every provider: passed through to Anthropic, and through chat
+	// completions to the others. Errors for its clients are encoded with
+	// EncodeAnthropicError.
+	APIMessages API = "messages"
 )
 
 // Provider names the wire format a deployment speaks.
@@ -239,6 +244,9 @@ var ErrUnsupported = errors.New("no translator for this api and provider")
 // NewRequestTranslator returns the request translator for an API and
 // provider.
 func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, error) {
+	if api == APIMessages {
+		return newMessagesRequest(p, t)
+	}
 	switch {
 	case api == APIChatCompletions && p == ProviderOpenAI:
 		return &openAIToOpenAIRequest{target: t}, nil
@@ -251,6 +259,9 @@ func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, err
 // NewResponseTranslator returns the response translator for an API and
 // provider.
 func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTranslator, error) {
+	if api == APIMessages {
+		return newMessagesResponse(p, o)
+	}
 	switch {
 	case api == APIChatCompletions && p == ProviderOpenAI:
 		return &openAIToOpenAIResponse{opts: o}, nil
