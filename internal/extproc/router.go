@@ -183,6 +183,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (
 	}
 	r.stream, r.includeUsage = f.stream, f.includeUsage
 	r.reqBody = body
+	r.logBody(ctx, "request body", body)
 
 	group, err := r.rt.Routes.Resolve(f.model)
 	if err != nil {
@@ -413,6 +414,7 @@ func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) 
 		body = r.respBody
 	}
 	r.complete = true
+	r.logBody(ctx, "response body", body)
 	out, status := r.translateBuffered(ctx, body)
 	var m mutation
 	var c extprocv3.CommonResponse
@@ -652,6 +654,19 @@ func operationName(api transform.API) string {
 		return "chat"
 	}
 	return string(api)
+}
+
+// maxLoggedBody bounds a logged body.
+const maxLoggedBody = 64 << 10
+
+// logBody logs a body at debug level when server.log_bodies is on; bodies
+// hold user content, so this is off by default.
+func (r *routerStream) logBody(ctx context.Context, msg string, body []byte) {
+	if !r.srv.opts.LogBodies || !r.srv.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	r.srv.log.LogAttrs(ctx, slog.LevelDebug, msg, slog.String("request_id", r.requestID),
+		slog.String("body", string(body[:min(len(body), maxLoggedBody)])), slog.Int("size", len(body)))
 }
 
 // isOpenAIError reports whether body is already {"error":{...}}.

@@ -2,7 +2,9 @@ package extproc
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -398,3 +400,35 @@ func TestRouter_TrailersAnsweredInKind(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestRouter_BodiesLoggedOnlyWhenSwitchedOn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		var logs syncLog
+		c := startServerWith(t, Options{LogBodies: on, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		exchange(t, c, reqHeaders(false, chatHeaders...), reqBody(`{"model":"gpt-4o","messages":[{"role":"user","content":"secret plans"}]}`))
+		if got := strings.Contains(logs.String(), "secret plans"); got != on {
+			t.Errorf("log_bodies %v: body in logs = %v", on, got)
+		}
+		if strings.Contains(logs.String(), "sk-all") {
+			t.Error("the key is in the logs")
+		}
+	}
+}
+
+// syncLog collects log output written from the server's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
