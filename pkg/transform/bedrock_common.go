@@ -19,6 +19,12 @@ type ToolNameMapper interface {
 	ToolNames() map[string]string
 }
 
+// bedrockPath is basePath followed by the Converse path for a model id.
+func bedrockPath(basePath, model string, stream bool) string {
+	var buf [256]byte
+	return string(appendBedrockPath(append(buf[:0], basePath...), model, stream))
+}
+
 // appendBedrockPath appends the Converse path for a model id. The id is
 // escaped as the AWS SDKs escape a URI label: everything but unreserved
 // characters, so the ":" of versioned ids and the "/" of ARNs become %3A

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -121,7 +122,7 @@ func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error)
 	}
 	stream := f.stream.Type == gjson.True
 	return RequestResult{
-		Path:   string(appendBedrockPath([]byte(t.target.BasePath), model, stream)),
+		Path:   bedrockPath(t.target.BasePath, model, stream),
 		Body:   b.out,
 		Stream: stream,
 		SetHeaders: []Header{
@@ -198,19 +199,22 @@ func (n *bedrockToolNamer) taken(s string) bool {
 	return found
 }
 
-// bedrockRequestBuilder appends a Converse request body to out. Blocks of
-// the open turn are collected in first and rest, because Converse (for
-// Anthropic models) wants tool results before other user content and text
-// before tool use; consecutive messages of one role share a turn so that
-// roles alternate.
+// bedrockRequestBuilder appends a Converse request body to out.
+// Consecutive messages of one role share a turn so that roles alternate.
+// Within a turn, Converse (for Anthropic models) wants tool results before
+// other user content and text before tool use, so such "first" blocks are
+// moved ahead of the turn's other blocks when a merged message brings them
+// late.
 type bedrockRequestBuilder struct {
-	out         []byte
-	names       *bedrockToolNamer
-	turn        string
-	first, rest []byte
-	nFirst      int
-	nRest       int
-	turns       int
+	out   []byte
+	names *bedrockToolNamer
+	// turn is the role of the open turn, "" when none.
+	turn string
+	// firstEnd is the offset in out where the open turn's first blocks
+	// end; nRest counts its other blocks.
+	firstEnd int
+	nRest    int
+	turns    int
 	// called lists the provider names of tools the history calls, for
 	// placeholder specs when the request has no tools.
 	called []string
@@ -470,48 +474,52 @@ func (b *bedrockRequestBuilder) messages(msgs gjson.Result) error {
 	return err
 }
 
-// block starts a content block in a turn of role and returns the list to
-// append it to: first (tool results, assistant text) or rest.
-func (b *bedrockRequestBuilder) block(role string, first bool) *[]byte {
+// begin starts a content block in a turn of role, opening the turn if the
+// previous block had another role, and returns where the block starts.
+// Blocks are written without separators; end adds them.
+func (b *bedrockRequestBuilder) begin(role string) int {
 	if b.turn != role {
 		b.flush()
-		b.turn = role
-	}
-	if first {
-		if b.nFirst > 0 {
-			b.first = append(b.first, ',')
+		if b.turns > 0 {
+			b.out = append(b.out, ',')
 		}
-		b.nFirst++
-		return &b.first
+		b.out = append(b.out, `{"role":"`...)
+		b.out = append(b.out, role...)
+		b.out = append(b.out, `","content":[`...)
+		b.turn = role
+		b.firstEnd, b.nRest = len(b.out), 0
 	}
-	if b.nRest > 0 {
-		b.rest = append(b.rest, ',')
-	}
-	b.nRest++
-	return &b.rest
+	return len(b.out)
 }
 
-// flush writes the open turn.
+// end finishes the block written since start. A first block (tool result,
+// assistant text) that follows other blocks of the turn is rotated in
+// place to the end of the turn's first blocks.
+func (b *bedrockRequestBuilder) end(start int, first bool) {
+	b.out = append(b.out, ',')
+	if !first {
+		b.nRest++
+		return
+	}
+	n := len(b.out) - start
+	if b.nRest > 0 {
+		tail := b.out[b.firstEnd:]
+		slices.Reverse(tail[:len(tail)-n])
+		slices.Reverse(tail[len(tail)-n:])
+		slices.Reverse(tail)
+	}
+	b.firstEnd += n
+}
+
+// flush closes the open turn, replacing the last block's separator.
 func (b *bedrockRequestBuilder) flush() {
 	if b.turn == "" {
 		return
 	}
-	if b.turns > 0 {
-		b.out = append(b.out, ',')
-	}
+	b.out[len(b.out)-1] = ']'
+	b.out = append(b.out, '}')
 	b.turns++
-	b.out = append(b.out, `{"role":"`...)
-	b.out = append(b.out, b.turn...)
-	b.out = append(b.out, `","content":[`...)
-	b.out = append(b.out, b.first...)
-	if b.nFirst > 0 && b.nRest > 0 {
-		b.out = append(b.out, ',')
-	}
-	b.out = append(b.out, b.rest...)
-	b.out = append(b.out, "]}"...)
 	b.turn = ""
-	b.first, b.rest = b.first[:0], b.rest[:0]
-	b.nFirst, b.nRest = 0, 0
 }
 
 // appendCachePoint adds a cache point after a block whose message or part
@@ -530,11 +538,12 @@ func (b *bedrockRequestBuilder) userContent(i, content, cc gjson.Result) error {
 		return nil
 	case content.Type == gjson.String:
 		if content.Str != "" {
-			p := b.block("user", false)
-			*p = append(*p, `{"text":`...)
-			*p = append(*p, content.Raw...)
-			*p = append(*p, '}')
-			*p = appendCachePoint(*p, cc)
+			start := b.begin("user")
+			b.out = append(b.out, `{"text":`...)
+			b.out = append(b.out, content.Raw...)
+			b.out = append(b.out, '}')
+			b.out = appendCachePoint(b.out, cc)
+			b.end(start, false)
 		}
 		return nil
 	case content.IsArray():
@@ -559,11 +568,12 @@ func (b *bedrockRequestBuilder) userPart(i, j, v gjson.Result) error {
 		if part.text.Str == "" {
 			return nil
 		}
-		p := b.block("user", false)
-		*p = append(*p, `{"text":`...)
-		*p = append(*p, part.text.Raw...)
-		*p = append(*p, '}')
-		*p = appendCachePoint(*p, part.cacheControl)
+		start := b.begin("user")
+		b.out = append(b.out, `{"text":`...)
+		b.out = append(b.out, part.text.Raw...)
+		b.out = append(b.out, '}')
+		b.out = appendCachePoint(b.out, part.cacheControl)
+		b.end(start, false)
 		return nil
 	case "image_url":
 		url := part.imageURL
@@ -573,12 +583,13 @@ func (b *bedrockRequestBuilder) userPart(i, j, v gjson.Result) error {
 		if url.Type != gjson.String {
 			return invalidf(partParam(i, j), "image_url parts must have a string url")
 		}
-		p := b.block("user", false)
+		start := b.begin("user")
 		var err error
-		if *p, err = b.appendMedia(*p, url.Str, partParam(i, j)); err != nil {
+		if b.out, err = b.appendMedia(b.out, url.Str, partParam(i, j)); err != nil {
 			return err
 		}
-		*p = appendCachePoint(*p, part.cacheControl)
+		b.out = appendCachePoint(b.out, part.cacheControl)
+		b.end(start, false)
 		return nil
 	}
 	return invalidf(partParam(i, j), "content part type %q is not supported by bedrock models", part.typ.Str)
@@ -628,11 +639,12 @@ func (b *bedrockRequestBuilder) appendMedia(dst []byte, url, param string) ([]by
 // blocks.
 func (b *bedrockRequestBuilder) assistant(i gjson.Result, m *chatMessage) error {
 	addText := func(raw string, cc gjson.Result) {
-		p := b.block("assistant", true)
-		*p = append(*p, `{"text":`...)
-		*p = append(*p, raw...)
-		*p = append(*p, '}')
-		*p = appendCachePoint(*p, cc)
+		start := b.begin("assistant")
+		b.out = append(b.out, `{"text":`...)
+		b.out = append(b.out, raw...)
+		b.out = append(b.out, '}')
+		b.out = appendCachePoint(b.out, cc)
+		b.end(start, true)
 	}
 	switch content := m.content; {
 	case !content.Exists() || content.Type == gjson.Null:
@@ -706,14 +718,15 @@ func (b *bedrockRequestBuilder) toolUse(i, j, c gjson.Result) error {
 	if !containsString(b.called, provider) {
 		b.called = append(b.called, provider)
 	}
-	p := b.block("assistant", false)
-	*p = append(*p, `{"toolUse":{"toolUseId":`...)
-	*p = appendToolUseID(*p, id.Str)
-	*p = append(*p, `,"name":`...)
-	*p = appendJSONString(*p, provider)
-	*p = append(*p, `,"input":`...)
-	*p = append(*p, input...)
-	*p = append(*p, "}}"...)
+	start := b.begin("assistant")
+	b.out = append(b.out, `{"toolUse":{"toolUseId":`...)
+	b.out = appendToolUseID(b.out, id.Str)
+	b.out = append(b.out, `,"name":`...)
+	b.out = appendJSONString(b.out, provider)
+	b.out = append(b.out, `,"input":`...)
+	b.out = append(b.out, input...)
+	b.out = append(b.out, "}}"...)
+	b.end(start, false)
 	return nil
 }
 
@@ -755,25 +768,25 @@ func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error
 	if b.turn == "" && b.turns == 0 {
 		return invalidf(fmt.Sprintf("messages[%d]", i.Int()), "tool messages must follow the assistant message that called the tool")
 	}
-	p := b.block("user", true)
-	*p = append(*p, `{"toolResult":{"toolUseId":`...)
-	*p = appendToolUseID(*p, id.Str)
-	*p = append(*p, `,"content":[`...)
+	start := b.begin("user")
+	b.out = append(b.out, `{"toolResult":{"toolUseId":`...)
+	b.out = appendToolUseID(b.out, id.Str)
+	b.out = append(b.out, `,"content":[`...)
 	switch content := m.content; {
 	case content.Type == gjson.String:
 		if content.Str == "" {
-			*p = append(*p, emptyToolResult...)
+			b.out = append(b.out, emptyToolResult...)
 		} else {
-			*p = append(*p, `{"text":`...)
-			*p = append(*p, content.Raw...)
-			*p = append(*p, '}')
+			b.out = append(b.out, `{"text":`...)
+			b.out = append(b.out, content.Raw...)
+			b.out = append(b.out, '}')
 		}
 	case content.IsObject():
 		// Not OpenAI's shape, but clients send structured results; the
 		// json block keeps their structure.
-		*p = append(*p, `{"json":`...)
-		*p = append(*p, content.Raw...)
-		*p = append(*p, '}')
+		b.out = append(b.out, `{"json":`...)
+		b.out = append(b.out, content.Raw...)
+		b.out = append(b.out, '}')
 	case content.IsArray():
 		n := 0
 		var err error
@@ -788,27 +801,28 @@ func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error
 				return true
 			}
 			if n > 0 {
-				*p = append(*p, ',')
+				b.out = append(b.out, ',')
 			}
 			n++
-			*p = append(*p, `{"text":`...)
-			*p = append(*p, part.text.Raw...)
-			*p = append(*p, '}')
+			b.out = append(b.out, `{"text":`...)
+			b.out = append(b.out, part.text.Raw...)
+			b.out = append(b.out, '}')
 			return true
 		})
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			*p = append(*p, emptyToolResult...)
+			b.out = append(b.out, emptyToolResult...)
 		}
 	case !content.Exists() || content.Type == gjson.Null:
-		*p = append(*p, emptyToolResult...)
+		b.out = append(b.out, emptyToolResult...)
 	default:
 		return invalidf(contentParam(i), "content must be a string or an array of content parts")
 	}
-	*p = append(*p, "]}}"...)
-	*p = appendCachePoint(*p, m.cacheControl)
+	b.out = append(b.out, "]}}"...)
+	b.out = appendCachePoint(b.out, m.cacheControl)
+	b.end(start, true)
 	return nil
 }
 
