@@ -208,8 +208,6 @@ func (s *RedisSink) Write(ctx context.Context, b Batch) (Batch, error) {
 // record is added after its request started; at most MaxScan entries are
 // read per call.
 func (s *RedisSink) Query(ctx context.Context, f Filter) ([]Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	limit := f.limit()
 	end, start := "+", "-"
 	if !f.From.IsZero() {
@@ -217,7 +215,11 @@ func (s *RedisSink) Query(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	var out []Record
 	for scanned := 0; scanned < s.cfg.MaxScan && len(out) < limit; {
-		msgs, err := s.cfg.Client.XRevRangeN(ctx, s.cfg.Stream, end, start, queryPage).Result()
+		// Timeout bounds each round trip; decoding a long scan is bounded
+		// by MaxScan and the caller's context, not by one round trip's time.
+		pageCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		msgs, err := s.cfg.Client.XRevRangeN(pageCtx, s.cfg.Stream, end, start, queryPage).Result()
+		cancel()
 		if err != nil {
 			s.cfg.Metrics.RedisError(redisOpSpendQuery)
 			return nil, fmt.Errorf("query spend logs: %w", err)
