@@ -126,6 +126,8 @@ type messagesChatBuilder struct {
 	// parts counts the parts of the open user message; -1 when none is
 	// open.
 	parts int
+	// calls is scratch space for an assistant turn's tool calls.
+	calls []byte
 }
 
 type messagesPendingToolUse struct {
@@ -459,16 +461,19 @@ func (b *messagesChatBuilder) user(idx int64, content gjson.Result) error {
 		return nil
 	}
 	var err error
-	content.ForEach(func(j, v gjson.Result) bool {
-		var blk messagesBlock
-		blk.read(v)
-		if blk.typ.Str == "tool_result" {
-			err = b.toolResult(idx, j.Int(), &blk)
+	// Most user turns hold no tool results; skip their first scan.
+	if strings.Contains(content.Raw, `"tool_result"`) {
+		content.ForEach(func(j, v gjson.Result) bool {
+			var blk messagesBlock
+			blk.read(v)
+			if blk.typ.Str == "tool_result" {
+				err = b.toolResult(idx, j.Int(), &blk)
+			}
+			return err == nil
+		})
+		if err != nil {
+			return err
 		}
-		return err == nil
-	})
-	if err != nil {
-		return err
 	}
 	if err := b.checkAnswered(); err != nil {
 		return err
@@ -699,7 +704,14 @@ func (b *messagesChatBuilder) assistant(idx int64, content gjson.Result) error {
 		b.out = append(b.out, '}')
 		return nil
 	}
-	texts, calls := 0, 0
+	// One scan: text goes straight into the content string, tool calls
+	// into a scratch buffer appended after it.
+	mark, msgs := len(b.out), b.msgs
+	b.message()
+	b.out = append(b.out, `{"role":"assistant","content":"`...)
+	textStart := len(b.out)
+	b.calls = b.calls[:0]
+	calls := 0
 	var err error
 	content.ForEach(func(j, v gjson.Result) bool {
 		var blk messagesBlock
@@ -708,63 +720,50 @@ func (b *messagesChatBuilder) assistant(idx int64, content gjson.Result) error {
 		case "text":
 			if blk.text.Type != gjson.String {
 				err = invalidf(messagesBlockParam(idx, j.Int()), "%s.text: Input should be a valid string", messagesBlockParam(idx, j.Int()))
-			} else if blk.text.Str != "" {
-				texts++
+				return false
 			}
+			b.out = append(b.out, rawInner(blk.text.Raw)...)
 		case "tool_use":
 			if blk.id.Type != gjson.String || blk.name.Type != gjson.String || !blk.input.IsObject() {
 				err = invalidf(messagesBlockParam(idx, j.Int()), "%s: tool_use blocks need a string id and name and an object input", messagesBlockParam(idx, j.Int()))
+				return false
+			}
+			if calls > 0 {
+				b.calls = append(b.calls, ',')
 			}
 			calls++
+			b.pending = append(b.pending, messagesPendingToolUse{id: blk.id.Str})
+			b.calls = append(b.calls, `{"id":`...)
+			b.calls = append(b.calls, blk.id.Raw...)
+			b.calls = append(b.calls, `,"type":"function","function":{"name":`...)
+			b.calls = append(b.calls, blk.name.Raw...)
+			b.calls = append(b.calls, `,"arguments":`...)
+			b.calls = appendCompactAsString(b.calls, blk.input.Raw)
+			b.calls = append(b.calls, "}}"...)
 		case "thinking", "redacted_thinking":
 		default:
 			err = invalidf(messagesBlockParam(idx, j.Int()), "%s: content block type %q is not supported in assistant messages by this model", messagesBlockParam(idx, j.Int()), typ)
+			return false
 		}
-		return err == nil
+		return true
 	})
-	if err != nil || texts+calls == 0 {
+	hasText := len(b.out) > textStart
+	switch {
+	case err != nil:
 		return err
-	}
-	b.message()
-	b.out = append(b.out, `{"role":"assistant","content":`...)
-	if texts == 0 {
-		b.out = append(b.out, "null"...)
-	} else {
+	case !hasText && calls == 0:
+		// Nothing chat can carry (only thinking): no message.
+		b.out, b.msgs = b.out[:mark], msgs
+		return nil
+	case hasText:
 		b.out = append(b.out, '"')
-		content.ForEach(func(_, v gjson.Result) bool {
-			var blk messagesBlock
-			blk.read(v)
-			if blk.typ.Str == "text" {
-				b.out = append(b.out, rawInner(blk.text.Raw)...)
-			}
-			return true
-		})
-		b.out = append(b.out, '"')
+	default:
+		b.out = append(b.out[:textStart-1], "null"...)
 	}
 	if calls > 0 {
-		b.out = append(b.out, `,"tool_calls":[`...)
-		n := 0
 		b.pendingAt = idx
-		content.ForEach(func(_, v gjson.Result) bool {
-			var blk messagesBlock
-			blk.read(v)
-			if blk.typ.Str != "tool_use" {
-				return true
-			}
-			if n > 0 {
-				b.out = append(b.out, ',')
-			}
-			n++
-			b.pending = append(b.pending, messagesPendingToolUse{id: blk.id.Str})
-			b.out = append(b.out, `{"id":`...)
-			b.out = append(b.out, blk.id.Raw...)
-			b.out = append(b.out, `,"type":"function","function":{"name":`...)
-			b.out = append(b.out, blk.name.Raw...)
-			b.out = append(b.out, `,"arguments":`...)
-			b.out = appendCompactAsString(b.out, blk.input.Raw)
-			b.out = append(b.out, "}}"...)
-			return true
-		})
+		b.out = append(b.out, `,"tool_calls":[`...)
+		b.out = append(b.out, b.calls...)
 		b.out = append(b.out, ']')
 	}
 	b.out = append(b.out, '}')
