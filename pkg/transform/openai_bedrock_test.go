@@ -615,12 +615,15 @@ func TestOpenAIToBedrock_ErrorBody(t *testing.T) {
 // bytes Bedrock sends for them, which the test checks are what the SDK's
 // own encoder produces.
 type streamFixture struct {
-	Events []struct {
-		Event     string          `json:"event,omitempty"`
-		Exception string          `json:"exception,omitempty"`
-		Payload   json.RawMessage `json:"payload"`
-	} `json:"events"`
-	Base64 string `json:"base64"`
+	Events []streamEvent `json:"events"`
+	Base64 string        `json:"base64"`
+}
+
+// streamEvent is an event, or with Exception an exception, and its payload.
+type streamEvent struct {
+	Event     string          `json:"event,omitempty"`
+	Exception string          `json:"exception,omitempty"`
+	Payload   json.RawMessage `json:"payload"`
 }
 
 // encodeEvents encodes events with the SDK's event stream encoder, with the
@@ -630,11 +633,14 @@ func encodeEvents(t testing.TB, fx *streamFixture) []byte {
 	var buf bytes.Buffer
 	enc := eventstream.NewEncoder()
 	for _, ev := range fx.Events {
+		// Payloads are compacted as Bedrock sends them; the fuzzer's
+		// invalid ones go as they are.
 		var compact bytes.Buffer
-		if err := json.Compact(&compact, ev.Payload); err != nil {
-			t.Fatal(err)
+		payload := []byte(ev.Payload)
+		if json.Compact(&compact, ev.Payload) == nil {
+			payload = compact.Bytes()
 		}
-		msg := eventstream.Message{Payload: compact.Bytes()}
+		msg := eventstream.Message{Payload: payload}
 		if ev.Exception != "" {
 			msg.Headers.Set(":exception-type", eventstream.StringValue(ev.Exception))
 			msg.Headers.Set(":content-type", eventstream.StringValue("application/json"))
@@ -928,6 +934,50 @@ func FuzzOpenAIToBedrock_StreamChunk(f *testing.F) {
 		for _, d := range sseDataLines(got) {
 			if d != "[DONE]" && !json.Valid([]byte(d)) {
 				t.Fatalf("invalid event %s from %q", d, stream)
+			}
+		}
+		if whole := translateSplit(newBedrockResponse(opts), stream, len(stream)); !bytes.Equal(got, whole) {
+			t.Fatalf("output depends on the cut:\n split: %q\n whole: %q", got, whole)
+		}
+	})
+}
+
+// FuzzOpenAIToBedrock_StreamEvents fuzzes the events inside well-framed
+// streams, which random bytes rarely reach past the CRCs. Each input line
+// is an event: its type, a tab, and its payload; an "!" before the type
+// makes it an exception.
+func FuzzOpenAIToBedrock_StreamEvents(f *testing.F) {
+	for _, name := range fixtures(f, "bedrock", "stream") {
+		var fx streamFixture
+		if err := json.Unmarshal(readFile(f, bedrockFixture(name+".stream.json")), &fx); err != nil {
+			f.Fatal(err)
+		}
+		var lines []string
+		for _, ev := range fx.Events {
+			typ := ev.Event
+			if ev.Exception != "" {
+				typ = "!" + ev.Exception
+			}
+			lines = append(lines, typ+"\t"+string(ev.Payload))
+		}
+		f.Add(strings.Join(lines, "\n"), 5)
+	}
+	f.Fuzz(func(t *testing.T, events string, cut int) {
+		var fx streamFixture
+		for _, line := range strings.Split(events, "\n") {
+			typ, payload, _ := strings.Cut(line, "\t")
+			ev := streamEvent{Event: typ, Payload: json.RawMessage(payload)}
+			if exc, ok := strings.CutPrefix(typ, "!"); ok {
+				ev = streamEvent{Exception: exc, Payload: json.RawMessage(payload)}
+			}
+			fx.Events = append(fx.Events, ev)
+		}
+		stream := encodeEvents(t, &fx)
+		opts := transform.ResponseOptions{Stream: true, IncludeUsage: cut%2 == 0, Created: created}
+		got := translateSplit(newBedrockResponse(opts), stream, cut)
+		for _, d := range sseDataLines(got) {
+			if d != "[DONE]" && !json.Valid([]byte(d)) {
+				t.Fatalf("invalid event %s from %q", d, events)
 			}
 		}
 		if whole := translateSplit(newBedrockResponse(opts), stream, len(stream)); !bytes.Equal(got, whole) {
