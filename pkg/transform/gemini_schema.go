@@ -23,6 +23,11 @@ import (
 // to an unconstrained value rather than rejected.
 const maxSchemaDepth = 24
 
+// maxSchemaNodes bounds the schemas written for one document: inlining
+// references that share targets can grow a small schema exponentially, and
+// the gateway must not be the one to pay for it.
+const maxSchemaNodes = 4096
+
 // schemaConverter rewrites one JSON Schema document.
 type schemaConverter struct {
 	// root is the whole document, for resolving local $refs.
@@ -33,6 +38,8 @@ type schemaConverter struct {
 	// refs is the stack of $refs being expanded, to cut cycles.
 	refs []string
 	out  []byte
+	// nodes counts the schemas converted, against maxSchemaNodes.
+	nodes int
 }
 
 // appendGeminiSchema appends the Gemini form of the JSON Schema s.
@@ -159,7 +166,8 @@ func isNullSchema(s gjson.Result) bool {
 // describes the use, which is what the model needs); nullable marks a
 // schema reached through a nullable union.
 func (c *schemaConverter) convert(s gjson.Result, depth int, desc gjson.Result, nullable bool) {
-	if !s.IsObject() || depth > maxSchemaDepth {
+	c.nodes++
+	if !s.IsObject() || depth > maxSchemaDepth || c.nodes > maxSchemaNodes {
 		c.out = append(c.out, '{', '}')
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -89,6 +90,25 @@ func TestGeminiSchema_Deep(t *testing.T) {
 	got := geminiParams(t, s, false)
 	if got == "" || checkGeminiSchema(gjson.Parse(got)) != nil {
 		t.Fatalf("deep schema = %s", got)
+	}
+}
+
+// TestGeminiSchema_SharedRefs checks that references sharing targets,
+// which inlining multiplies, cannot make the translation explode.
+func TestGeminiSchema_SharedRefs(t *testing.T) {
+	defs := `"L0":{"type":"string"}`
+	for i := 1; i <= 30; i++ {
+		props := ""
+		for p := range 8 {
+			props += fmt.Sprintf(`,"p%d":{"$ref":"#/$defs/L%d"}`, p, i-1)
+		}
+		defs += fmt.Sprintf(`,"L%d":{"type":"object","properties":{%s}}`, i, props[1:])
+	}
+	schema := `{"type":"object","properties":{"x":{"$ref":"#/$defs/L30"}},"$defs":{` + defs + `}}`
+	start := time.Now()
+	got := geminiParams(t, schema, false)
+	if err := checkGeminiSchema(gjson.Parse(got)); err != nil || len(got) > 1<<20 || time.Since(start) > 5*time.Second {
+		t.Fatalf("%d bytes in %v: %v", len(got), time.Since(start), err)
 	}
 }
 
