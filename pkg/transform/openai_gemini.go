@@ -21,7 +21,7 @@ var _ RequestTranslator = (*openAIToGeminiRequest)(nil)
 // NewOpenAIToGeminiRequest returns the chat completions to Gemini request
 // translator. A Target with a Project addresses Vertex AI:
 //
-//	{BasePath}/{APIVersion or v1}/projects/{Project}/locations/{Region}/publishers/google/models/{model}:generateContent
+//	{BasePath}/{APIVersion or v1}/projects/{Project}/locations/{Region or us-central1}/publishers/google/models/{model}:generateContent
 //
 // with no credential header (a credentials.Source sets authorization).
 // Without a Project it addresses Google AI Studio:
@@ -145,6 +145,9 @@ func (t *openAIToGeminiRequest) RequestBody(body []byte) (RequestResult, error) 
 	return res, nil
 }
 
+// defaultVertexRegion is LiteLLM's vertex_location default.
+const defaultVertexRegion = "us-central1"
+
 // path builds the upstream :path. Path segments taken from config are
 // escaped so that a model name cannot reach another endpoint.
 func (t *openAIToGeminiRequest) path(model string, stream bool) string {
@@ -160,9 +163,13 @@ func (t *openAIToGeminiRequest) path(model string, stream bool) string {
 		if version == "" {
 			version = "v1"
 		}
+		region := tg.Region
+		if region == "" {
+			region = defaultVertexRegion
+		}
 		return tg.BasePath + "/" + url.PathEscape(version) +
 			"/projects/" + url.PathEscape(tg.Project) +
-			"/locations/" + url.PathEscape(tg.Region) +
+			"/locations/" + url.PathEscape(region) +
 			"/publishers/google/models/" + model + method
 	}
 	base := tg.BasePath

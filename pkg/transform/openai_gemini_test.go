@@ -314,6 +314,8 @@ func TestOpenAIToGemini_RequestBodyTarget(t *testing.T) {
 		{"model cannot escape the path", transform.Target{Model: "../x?y"}, body, "/v1beta/models/..%2Fx%3Fy:generateContent", false},
 		{"Vertex", transform.Target{Model: "gemini-2.5-flash", APIKey: "ignored", Project: "p", Region: "europe-west4"}, body,
 			"/v1/projects/p/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent", false},
+		{"Vertex default region", transform.Target{Project: "p"}, body,
+			"/v1/projects/p/locations/us-central1/publishers/google/models/client-model:generateContent", false},
 		{"Vertex v1beta1 global", transform.Target{Project: "p", Region: "global", APIVersion: "v1beta1"}, stream,
 			"/v1beta1/projects/p/locations/global/publishers/google/models/client-model:streamGenerateContent?alt=sse", false},
 	}
