@@ -155,6 +155,12 @@ func New(kind Kind, opts ...Option) (*Server, error) {
 		s.prov = &geminiAPI{}
 	case Bedrock:
 		s.prov = &bedrockAPI{}
+	case Cohere:
+		s.prov = &cohereAPI{}
+	case Ollama:
+		s.prov = &ollamaAPI{}
+	case AzureOpenAI:
+		s.prov = &azureOpenAI{}
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %q", kind)
 	}

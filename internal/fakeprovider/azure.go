@@ -1,0 +1,50 @@
+package fakeprovider
+
+import (
+	"net/http"
+	"strings"
+)
+
+// AzureOpenAI serves Azure OpenAI chat completions: POST
+// /openai/deployments/{deployment}/chat/completions and the versionless v1
+// API's /openai/v1/chat/completions, with bodies, streams and errors as the
+// OpenAI fake's. The key goes in api-key (an Entra ID bearer token is
+// accepted in authorization when no key is configured). The api-version
+// query is not checked: the fake sees only the path.
+const AzureOpenAI Kind = "azure"
+
+// azureOpenAI is the OpenAI fake on Azure's routes and key header.
+type azureOpenAI struct {
+	openAI
+}
+
+var _ provider = (*azureOpenAI)(nil)
+
+func (*azureOpenAI) handles(path string) bool {
+	if path == "/openai/v1/chat/completions" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, "/openai/deployments/")
+	deployment, ok2 := strings.CutSuffix(rest, "/chat/completions")
+	return ok && ok2 && deployment != "" && !strings.Contains(deployment, "/")
+}
+
+func (*azureOpenAI) setResponseHeaders(h http.Header, requestID string) {
+	h.Set("Apim-Request-Id", requestID)
+	h.Set("X-Ms-Region", "East US")
+}
+
+func (*azureOpenAI) authenticate(h http.Header, key string) *apiError {
+	if key == "" {
+		return nil
+	}
+	if h.Get("Api-Key") != key {
+		return &apiError{Status: http.StatusUnauthorized, Code: "401",
+			Message: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}
+	}
+	return nil
+}
+
+func (*azureOpenAI) notFound(string, string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "404", Message: "Resource not found"}
+}
