@@ -421,7 +421,7 @@ func (b *bedrockRequestBuilder) system(msgs gjson.Result) error {
 		}
 		switch content := m.content; {
 		case content.Type == gjson.String:
-			if content.Str != "" {
+			if !blank(content.Str) {
 				add(content.Raw, m.cacheControl)
 			}
 		case content.IsArray():
@@ -432,7 +432,7 @@ func (b *bedrockRequestBuilder) system(msgs gjson.Result) error {
 					err = invalidf(partParam(i, j), "system messages may contain only text parts")
 					return false
 				}
-				if p.text.Str != "" {
+				if !blank(p.text.Str) {
 					add(p.text.Raw, p.cacheControl)
 				}
 				return true
@@ -537,7 +537,7 @@ func (b *bedrockRequestBuilder) userContent(i, content, cc gjson.Result) error {
 	case !content.Exists() || content.Type == gjson.Null:
 		return nil
 	case content.Type == gjson.String:
-		if content.Str != "" {
+		if !blank(content.Str) {
 			start := b.begin("user")
 			b.out = append(b.out, `{"text":`...)
 			b.out = append(b.out, content.Raw...)
@@ -565,7 +565,7 @@ func (b *bedrockRequestBuilder) userPart(i, j, v gjson.Result) error {
 		if part.text.Type != gjson.String {
 			return invalidf(partParam(i, j), "text parts must have a string text")
 		}
-		if part.text.Str == "" {
+		if blank(part.text.Str) {
 			return nil
 		}
 		start := b.begin("user")
@@ -649,7 +649,7 @@ func (b *bedrockRequestBuilder) assistant(i gjson.Result, m *chatMessage) error 
 	switch content := m.content; {
 	case !content.Exists() || content.Type == gjson.Null:
 	case content.Type == gjson.String:
-		if content.Str != "" {
+		if !blank(content.Str) {
 			addText(content.Raw, m.cacheControl)
 		}
 	case content.IsArray():
@@ -663,7 +663,7 @@ func (b *bedrockRequestBuilder) assistant(i gjson.Result, m *chatMessage) error 
 					err = invalidf(partParam(i, j), "text parts must have a string text")
 					return false
 				}
-				if part.text.Str != "" {
+				if !blank(part.text.Str) {
 					addText(part.text.Raw, part.cacheControl)
 				}
 			case "refusal":
@@ -755,8 +755,13 @@ func appendToolUseID(dst []byte, id string) []byte {
 	return append(dst, '"')
 }
 
-// emptyToolResult stands in for an empty tool result: Converse rejects
-// blank text blocks.
+// blank reports whether text is empty or whitespace, which Converse
+// rejects in every text block ("the text field ... is blank"). Such text
+// carries nothing, so it is dropped, or replaced in tool results, which
+// need content.
+func blank(text string) bool { return strings.TrimSpace(text) == "" }
+
+// emptyToolResult stands in for a blank tool result.
 const emptyToolResult = `{"text":"(empty)"}`
 
 // toolResult writes a tool message as a toolResult block in a user turn.
@@ -774,7 +779,7 @@ func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error
 	b.out = append(b.out, `,"content":[`...)
 	switch content := m.content; {
 	case content.Type == gjson.String:
-		if content.Str == "" {
+		if blank(content.Str) {
 			b.out = append(b.out, emptyToolResult...)
 		} else {
 			b.out = append(b.out, `{"text":`...)
@@ -797,7 +802,7 @@ func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error
 				err = invalidf(partParam(i, j), "tool messages may contain only text parts")
 				return false
 			}
-			if part.text.Str == "" {
+			if blank(part.text.Str) {
 				return true
 			}
 			if n > 0 {

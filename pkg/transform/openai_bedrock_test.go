@@ -357,6 +357,10 @@ func TestOpenAIToBedrock_RequestBodyOptions(t *testing.T) {
 			[]string{`"toolUse":{"toolUseId":"t","name":"web_search"`, `{"toolSpec":{"name":"web_search"`}, nil},
 		{"null fields ignored", bedrockTarget, `{"temperature":null,"stop":null,"tools":null,"messages":[{"role":"user","content":"hi"}]}`,
 			nil, []string{`inferenceConfig`, `toolConfig`}},
+		{"blank text dropped", bedrockTarget, `{"messages":[{"role":"system","content":" "},{"role":"user","content":[{"type":"text","text":"\n"},{"type":"text","text":"hi"}]},{"role":"assistant","content":"  "},{"role":"user","content":"again"}]}`,
+			[]string{`{"messages":[{"role":"user","content":[{"text":"hi"},{"text":"again"}]}]}`}, []string{`system`}},
+		{"blank tool result replaced", bedrockTarget, `{"messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"t","content":" \n"}],"tools":[{"type":"function","function":{"name":"f"}}]}`,
+			[]string{`"content":[{"text":"(empty)"}]`}, nil},
 		{"whitespace stop kept, empty dropped", bedrockTarget, `{"stop":[""," "],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"stopSequences":[" "]`}, nil},
 	}
