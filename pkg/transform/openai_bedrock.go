@@ -129,8 +129,9 @@ func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error)
 			{Key: "content-type", Value: "application/json"},
 		},
 		// Envoy hands each attempt the headers the previous attempt left;
-		// the signer adds Bedrock's own.
-		RemoveHeaders: []string{"authorization", "x-api-key", "api-key", "anthropic-version"},
+		// the signer adds Bedrock's own. A token left by an attempt with
+		// temporary credentials would spoil a signature made without one.
+		RemoveHeaders: []string{"authorization", "x-api-key", "api-key", "anthropic-version", "x-amz-security-token"},
 	}, nil
 }
 

@@ -273,7 +273,7 @@ func TestOpenAIToBedrock_RequestBodyTarget(t *testing.T) {
 					t.Errorf("translator sets %s; signing is the credentials source's job", h.Key)
 				}
 			}
-			if got := strings.Join(res.RemoveHeaders, ","); got != "authorization,x-api-key,api-key,anthropic-version" {
+			if got := strings.Join(res.RemoveHeaders, ","); got != "authorization,x-api-key,api-key,anthropic-version,x-amz-security-token" {
 				t.Errorf("removes %s", got)
 			}
 		})
