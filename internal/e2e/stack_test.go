@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,11 +156,4 @@ func lastBody(t *testing.T, f *fakeprovider.Server) string {
 		t.Fatal("the provider received no request")
 	}
 	return string(reqs[len(reqs)-1].Body)
-}
-
-func contains(t *testing.T, what, s, sub string) {
-	t.Helper()
-	if !strings.Contains(s, sub) {
-		t.Errorf("%s = %q, want it to contain %q", what, s, sub)
-	}
 }

@@ -178,12 +178,7 @@ func metadataFields(req *extprocv3.ProcessingRequest) map[string]*structpb.Value
 // deploymentOf reads the upstream filter's deployment attribute; ok is
 // false on router-level streams, which never request it.
 func deploymentOf(req *extprocv3.ProcessingRequest) (string, bool) {
-	attrs := req.GetAttributes()[attributesKey]
-	if attrs == nil {
-		// Older Envoys put attributes on the headers message.
-		attrs = req.GetRequestHeaders().GetAttributes()[attributesKey]
-	}
-	v, ok := attrs.GetFields()[deploymentAttribute]
+	v, ok := req.GetAttributes()[attributesKey].GetFields()[deploymentAttribute]
 	if !ok {
 		return "", false
 	}
