@@ -8,9 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// ProviderBedrock is the Amazon Bedrock Converse API.
-const ProviderBedrock Provider = "bedrock"
-
 // ToolNameMapper is implemented by request translators that rename tools
 // the provider would reject. ToolNames maps each provider-side name back to
 // the client's; it describes the last RequestBody call and is nil when no

@@ -7,19 +7,6 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Providers served by the Gemini translators. Both speak generateContent;
-// the request translator tells them apart by Target.Project (see
-// NewOpenAIToGeminiRequest).
-const (
-	// ProviderGemini is the Gemini API of Google AI Studio
-	// (generativelanguage.googleapis.com), authorized by an API key.
-	ProviderGemini Provider = "gemini"
-	// ProviderVertexAI is Gemini on Vertex AI
-	// ({location}-aiplatform.googleapis.com), authorized by an OAuth token
-	// from a credentials.Source.
-	ProviderVertexAI Provider = "vertex_ai"
-)
-
 // geminiSkipSignature is the value Google documents for functionCall parts
 // that have no thought signature of their own (history written by another
 // model or rebuilt by a client). Gemini 3 rejects a current-turn function

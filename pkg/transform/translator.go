@@ -15,6 +15,8 @@ package transform
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tidwall/gjson"
 )
 
 // API names the OpenAI-format endpoint a client called.
@@ -28,17 +30,37 @@ const (
 	// completions to the others. Errors for its clients are encoded with
 	// EncodeAnthropicError.
 	APIMessages API = "messages"
+	// APICompletions is the legacy /v1/completions, served by
+	// OpenAI-format providers.
+	APICompletions API = "completions"
 )
 
 // Provider names the wire format a deployment speaks.
 type Provider string
 
-// Providers with a translator.
+// Providers with a translator of their own. The OpenAI-compatible family
+// (CompatProviders: mistral, groq, together_ai, ...) is served by the
+// OpenAI translators with per-provider quirks.
 const (
 	// ProviderOpenAI is OpenAI and any OpenAI-compatible base URL.
 	ProviderOpenAI Provider = "openai"
 	// ProviderAnthropic is the Anthropic Messages API.
 	ProviderAnthropic Provider = "anthropic"
+	// ProviderAzure is Azure OpenAI (deployment paths, api-key).
+	ProviderAzure Provider = "azure"
+	// ProviderBedrock is the Amazon Bedrock Converse API.
+	ProviderBedrock Provider = "bedrock"
+	// ProviderGemini is the Gemini API of Google AI Studio, authorized by
+	// an API key.
+	ProviderGemini Provider = "gemini"
+	// ProviderVertexAI is Gemini on Vertex AI, authorized by an OAuth
+	// token from a credentials.Source. Target.Project tells it from
+	// ProviderGemini.
+	ProviderVertexAI Provider = "vertex_ai"
+	// ProviderCohere is Cohere's v2 Chat API.
+	ProviderCohere Provider = "cohere"
+	// ProviderOllama is Ollama's native /api/chat (NDJSON streams).
+	ProviderOllama Provider = "ollama_chat"
 )
 
 // Header is one header to set on the upstream request.
@@ -73,6 +95,9 @@ type Target struct {
 	Region string
 	// Project is the cloud project a provider's path names (Vertex AI).
 	Project string
+	// DropParams removes parameters the provider cannot take instead of
+	// refusing the request (LiteLLM's drop_params).
+	DropParams bool
 	// ForceStreamUsage asks an OpenAI-format provider to report usage in
 	// streams (stream_options.include_usage) even when the client did not, so
 	// that every stream is metered. The response translator removes the extra
@@ -114,6 +139,14 @@ type ResponseOptions struct {
 	// Created is the Unix time reported in responses whose provider gives
 	// none. Injected so translation stays deterministic.
 	Created int64
+	// Model is the provider model the request was sent to, reported by
+	// providers whose responses name none (Bedrock, Cohere).
+	Model string
+	// ID is the response id for providers that give none (Bedrock).
+	ID string
+	// Request is the client's request body, read-only, for translators
+	// that must recover facts of the request (Bedrock's renamed tools).
+	Request []byte
 }
 
 // Usage is token usage in OpenAI's terms: InputTokens includes cached and
@@ -244,14 +277,31 @@ var ErrUnsupported = errors.New("no translator for this api and provider")
 // NewRequestTranslator returns the request translator for an API and
 // provider.
 func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, error) {
-	if api == APIMessages {
+	switch api {
+	case APIMessages:
 		return newMessagesRequest(p, t)
-	}
-	switch {
-	case api == APIChatCompletions && p == ProviderOpenAI:
-		return &openAIToOpenAIRequest{target: t}, nil
-	case api == APIChatCompletions && p == ProviderAnthropic:
-		return &openAIToAnthropicRequest{target: t}, nil
+	case APICompletions:
+		return NewCompletionsRequest(string(p), t)
+	case APIChatCompletions:
+		switch p {
+		case ProviderOpenAI:
+			return &openAIToOpenAIRequest{target: t}, nil
+		case ProviderAnthropic:
+			return &openAIToAnthropicRequest{target: t}, nil
+		case ProviderAzure:
+			return NewOpenAIToAzureRequest(t), nil
+		case ProviderBedrock:
+			return NewOpenAIToBedrockRequest(t), nil
+		case ProviderGemini, ProviderVertexAI:
+			return NewOpenAIToGeminiRequest(t), nil
+		case ProviderCohere:
+			return NewOpenAIToCohereRequest(t), nil
+		case ProviderOllama:
+			return NewOpenAIToOllamaRequest(t), nil
+		}
+		if _, ok := CompatDefaultBase(string(p)); ok {
+			return NewOpenAICompatRequest(string(p), t, CompatOptions{DropParams: t.DropParams})
+		}
 	}
 	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, api, p)
 }
@@ -259,14 +309,52 @@ func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, err
 // NewResponseTranslator returns the response translator for an API and
 // provider.
 func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTranslator, error) {
-	if api == APIMessages {
+	switch api {
+	case APIMessages:
 		return newMessagesResponse(p, o)
-	}
-	switch {
-	case api == APIChatCompletions && p == ProviderOpenAI:
-		return &openAIToOpenAIResponse{opts: o}, nil
-	case api == APIChatCompletions && p == ProviderAnthropic:
-		return &openAIToAnthropicResponse{opts: o}, nil
+	case APICompletions:
+		if p != ProviderOpenAI {
+			if _, ok := CompatDefaultBase(string(p)); !ok {
+				break
+			}
+		}
+		return NewCompletionsResponse(o), nil
+	case APIChatCompletions:
+		switch p {
+		case ProviderOpenAI:
+			return &openAIToOpenAIResponse{opts: o}, nil
+		case ProviderAnthropic:
+			return &openAIToAnthropicResponse{opts: o}, nil
+		case ProviderAzure:
+			return NewOpenAIToAzureResponse(o), nil
+		case ProviderBedrock:
+			return NewOpenAIToBedrockResponse(o, bedrockContext(o)), nil
+		case ProviderGemini, ProviderVertexAI:
+			return NewOpenAIToGeminiResponse(o), nil
+		case ProviderCohere:
+			return NewOpenAIToCohereResponse(o, o.Model), nil
+		case ProviderOllama:
+			return NewOpenAIToOllamaResponse(o), nil
+		}
+		if _, ok := CompatDefaultBase(string(p)); ok {
+			return NewOpenAICompatResponse(string(p), o)
+		}
 	}
 	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, api, p)
+}
+
+// bedrockContext recovers what a Converse response lacks: the model, an id,
+// and the client's names of tools the request translator renamed (only
+// requests with tools pay for translating the request again).
+func bedrockContext(o ResponseOptions) BedrockResponseContext {
+	c := BedrockResponseContext{Model: o.Model, ID: o.ID}
+	if len(o.Request) > 0 && gjson.GetBytes(o.Request, "tools").Exists() {
+		rt := NewOpenAIToBedrockRequest(Target{})
+		if _, err := rt.RequestBody(o.Request); err == nil {
+			if m, ok := rt.(ToolNameMapper); ok {
+				c.ToolNames = m.ToolNames()
+			}
+		}
+	}
+	return c
 }
