@@ -1,6 +1,9 @@
 package transform
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // The Messages API reaches providers other than Anthropic through chat
 // completions: a request is translated from Anthropic's format into a chat
@@ -84,7 +87,7 @@ func (c *chainRequest) RequestBody(body []byte) (RequestResult, error) {
 		res.Body = first.Body
 	}
 	for _, h := range first.RemoveHeaders {
-		if !hasHeader(res.SetHeaders, h) && !containsHeaderName(res.RemoveHeaders, h) {
+		if !hasHeader(res.SetHeaders, h) && !slices.Contains(res.RemoveHeaders, h) {
 			res.RemoveHeaders = append(res.RemoveHeaders, h)
 		}
 	}
@@ -94,15 +97,6 @@ func (c *chainRequest) RequestBody(body []byte) (RequestResult, error) {
 func hasHeader(hs []Header, key string) bool {
 	for _, h := range hs {
 		if h.Key == key {
-			return true
-		}
-	}
-	return false
-}
-
-func containsHeaderName(names []string, key string) bool {
-	for _, n := range names {
-		if n == key {
 			return true
 		}
 	}
