@@ -54,12 +54,6 @@ func (rt *Runtime) LabelBounds() accounting.LabelBounds {
 	return b
 }
 
-// providerDefaults are the base URLs used when api_base is empty.
-var providerDefaults = map[transform.Provider]string{
-	transform.ProviderOpenAI:    "https://api.openai.com/v1",
-	transform.ProviderAnthropic: "https://api.anthropic.com",
-}
-
 // provider splits "provider/model" into the provider and its model name.
 func (m ModelEntry) provider() (transform.Provider, string, error) {
 	model := m.LiteLLMParams.Model
@@ -75,9 +69,9 @@ func (m ModelEntry) provider() (transform.Provider, string, error) {
 			return "", "", fmt.Errorf("%q has no provider prefix; write it as <provider>/%s", model, model)
 		}
 	}
-	p := transform.Provider(name)
-	if _, ok := providerDefaults[p]; !ok {
-		return "", "", fmt.Errorf("provider %q is not supported (supported: openai, anthropic)", name)
+	p, ok := providerByName(name)
+	if !ok {
+		return "", "", fmt.Errorf("provider %q is not supported (supported: %s)", name, supportedProviders())
 	}
 	if rest == "" {
 		return "", "", fmt.Errorf("%q names no model after the provider", model)
@@ -111,9 +105,18 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			errs = append(errs, fmt.Errorf("model_list[%d].litellm_params.model: %w", i, err))
 			continue
 		}
+		cl, err := m.cloudFor(p, env)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model_list[%d].litellm_params: %w", i, err))
+			continue
+		}
 		base := m.LiteLLMParams.APIBase
 		if base == "" {
-			base = providerDefaults[p]
+			base = defaultBase(p, cl.region)
+		}
+		if base == "" {
+			errs = append(errs, fmt.Errorf("model_list[%d].litellm_params.api_base: required for provider %s", i, p))
+			continue
 		}
 		u, err := parseBase(base)
 		if err != nil {
@@ -135,10 +138,18 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			Host:       u.Host,
 			APIKey:     key,
 			MaxTokens:  m.LiteLLMParams.MaxTokens,
+			APIVersion: m.LiteLLMParams.APIVersion,
+			Region:     cl.region,
+			Project:    cl.project,
+			DropParams: f.LiteLLMSettings.DropParams,
 			Weight:     m.LiteLLMParams.Weight,
 			RPM:        m.LiteLLMParams.RPM,
 			TPM:        m.LiteLLMParams.TPM,
 			Order:      m.LiteLLMParams.Order,
+		}
+		d.Credentials = cl.creds
+		if dp := m.LiteLLMParams.DropParams; dp != nil {
+			d.DropParams = *dp
 		}
 		deployments = append(deployments, d)
 		if o := m.priceOverride(); o != (accounting.PriceOverride{}) {

@@ -157,6 +157,26 @@ type LiteLLMParams struct {
 	APIKey string `yaml:"api_key"`
 	// MaxTokens is sent when the client gives none and the provider needs one.
 	MaxTokens int64 `yaml:"max_tokens"`
+	// APIVersion is Azure's api-version, or Vertex AI's v1 or v1beta1.
+	APIVersion string `yaml:"api_version"`
+	// DropParams drops parameters the provider cannot take instead of
+	// refusing the request; unset follows litellm_settings.drop_params.
+	DropParams *bool `yaml:"drop_params"`
+	// AWS settings of bedrock deployments. The keys are secret references;
+	// without them AWS's default chain (environment, profile, web
+	// identity, instance role) is used.
+	AWSRegionName      string `yaml:"aws_region_name"`
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
+	AWSSessionToken    string `yaml:"aws_session_token"`
+	AWSProfileName     string `yaml:"aws_profile_name"`
+	// Vertex AI settings. VertexCredentials is a service-account key (a
+	// path, inline JSON, or a secret reference); empty means Google's
+	// Application Default Credentials. VertexLocation defaults to
+	// us-central1; VertexProject to the credentials' project.
+	VertexProject     string `yaml:"vertex_project"`
+	VertexLocation    string `yaml:"vertex_location"`
+	VertexCredentials string `yaml:"vertex_credentials"`
 	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
 	// server derives Envoy endpoint weights from them. Order is LiteLLM's
 	// priority within the group.

@@ -343,6 +343,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			}
 			r.translator, err = transform.NewResponseTranslator(r.api, d.Provider, transform.ResponseOptions{
 				Stream: r.stream, IncludeUsage: r.includeUsage, Created: r.start.Unix(),
+				Model: d.Model, ID: "chatcmpl-" + r.requestID, Request: r.reqBody,
 			})
 			if err != nil {
 				r.srv.log.LogAttrs(context.Background(), slog.LevelError, "no response translator",

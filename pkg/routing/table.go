@@ -54,6 +54,9 @@ type Deployment struct {
 	// paths name (Azure api-version; Bedrock region; Vertex project and
 	// location).
 	APIVersion, Region, Project string
+	// DropParams drops parameters the provider cannot take instead of
+	// refusing the request.
+	DropParams bool
 	// MaxTokens is the max_tokens sent when the client gives none and the
 	// provider requires one. Zero means the translator's default.
 	MaxTokens int64
@@ -85,6 +88,7 @@ func (d *Deployment) Target() transform.Target {
 		APIVersion:       d.APIVersion,
 		Region:           d.Region,
 		Project:          d.Project,
+		DropParams:       d.DropParams,
 		DefaultMaxTokens: d.MaxTokens,
 		ForceStreamUsage: true,
 	}
