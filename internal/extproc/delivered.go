@@ -21,8 +21,9 @@ type deliveredText struct {
 	size int
 }
 
-// add takes the OpenAI SSE bytes sent to the client and keeps the content
-// and tool-call argument deltas.
+// add takes the SSE bytes sent to the client and keeps the text and
+// tool-argument deltas: OpenAI chunks (chat and legacy completions) and
+// Anthropic events (the Messages API).
 func (d *deliveredText) add(sse []byte) {
 	for len(sse) > 0 {
 		line := sse
@@ -36,8 +37,14 @@ func (d *deliveredText) add(sse []byte) {
 			continue
 		}
 		// The view lives only within this loop; the kept text is copied.
-		delta := gjson.Get(view(line[len(line)-len(data)-1:]), "choices.0.delta")
-		for _, t := range [...]gjson.Result{delta.Get("content"), delta.Get("tool_calls.0.function.arguments")} {
+		js := view(line[len(line)-len(data)-1:])
+		var texts [3]gjson.Result
+		if c := gjson.Get(js, "choices.0"); c.Exists() {
+			texts = [3]gjson.Result{c.Get("delta.content"), c.Get("delta.tool_calls.0.function.arguments"), c.Get("text")}
+		} else if d := gjson.Get(js, "delta"); d.Exists() {
+			texts = [3]gjson.Result{d.Get("text"), d.Get("partial_json")}
+		}
+		for _, t := range texts {
 			if t.Type != gjson.String || t.Str == "" {
 				continue
 			}

@@ -232,7 +232,7 @@ func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 	if !gjson.Valid(js) || !isJSONObject(js) {
 		return f, badRequest("", "invalid_json", "the request body is not a valid JSON object")
 	}
-	var model, input, stream, streamOptions gjson.Result
+	var model, input, stream, streamOptions, maxTokens gjson.Result
 	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
@@ -243,6 +243,8 @@ func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 			stream = v
 		case "stream_options":
 			streamOptions = v
+		case "max_tokens":
+			maxTokens = v
 		}
 		return true
 	})
@@ -256,6 +258,9 @@ func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 			return f, badRequest(ep.input, "invalid_"+ep.input, "%s must be an array", ep.input)
 		}
 		return f, badRequest(ep.input, "invalid_"+ep.input, "%s must be a string or an array", ep.input)
+	}
+	if ep.requireMaxTokens && (maxTokens.Type != gjson.Number || maxTokens.Int() < 1 || float64(maxTokens.Int()) != maxTokens.Num) {
+		return f, badRequest("max_tokens", "invalid_max_tokens", "max_tokens: a positive integer is required")
 	}
 	switch {
 	case !stream.Exists(), stream.Type == gjson.Null:
@@ -551,7 +556,7 @@ func (r *routerStream) meter() {
 	}
 	r.metered = true
 	if isSuccess(r.status) {
-		if r.usage.InputTokens == 0 && r.api == transform.APIChatCompletions && len(r.reqBody) > 0 {
+		if r.usage.InputTokens == 0 && r.api != transform.APICompletions && len(r.reqBody) > 0 {
 			r.usage.InputTokens = accounting.EstimatePromptTokens(r.reqBody)
 			r.estimated = true
 		}
@@ -651,10 +656,10 @@ func (r *routerStream) account() {
 
 // operationName is the OpenTelemetry gen_ai.operation.name of an API.
 func operationName(api transform.API) string {
-	if api == transform.APIChatCompletions {
-		return "chat"
+	if api == transform.APICompletions {
+		return "text_completion"
 	}
-	return string(api)
+	return "chat"
 }
 
 // maxLoggedBody bounds a logged body.

@@ -432,3 +432,44 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestRouter_MessagesErrorsInAnthropicShape: clients of /v1/messages get
+// Anthropic's error body, whatever rejected the request.
+func TestRouter_MessagesErrorsInAnthropicShape(t *testing.T) {
+	c := startServer(t)
+	msgHeaders := func(key string) *extprocv3.ProcessingRequest {
+		return reqHeaders(false, ":method", "POST", ":path", "/v1/messages", "x-api-key", key, "anthropic-version", "2023-06-01")
+	}
+	for _, tc := range []struct {
+		name   string
+		msgs   []*extprocv3.ProcessingRequest
+		status int
+		typ    string
+	}{
+		{"unknown key", []*extprocv3.ProcessingRequest{msgHeaders("sk-nope")}, 401, "authentication_error"},
+		{"missing max_tokens", []*extprocv3.ProcessingRequest{msgHeaders("sk-all"), reqBody(`{"model":"claude","messages":[{"role":"user","content":"hi"}]}`)}, 400, "invalid_request_error"},
+		{"fractional max_tokens", []*extprocv3.ProcessingRequest{msgHeaders("sk-all"), reqBody(`{"model":"claude","max_tokens":1.5,"messages":[]}`)}, 400, "invalid_request_error"},
+		{"unknown model", []*extprocv3.ProcessingRequest{msgHeaders("sk-all"), reqBody(`{"model":"nope","max_tokens":10,"messages":[]}`)}, 404, "not_found_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := exchange(t, c, tc.msgs...)
+			imm := out[len(out)-1].GetImmediateResponse()
+			if int(imm.GetStatus().GetCode()) != tc.status {
+				t.Fatalf("status %v, body %s", imm.GetStatus(), imm.GetBody())
+			}
+			var e struct {
+				Type  string
+				Error struct{ Type, Message string }
+			}
+			if err := json.Unmarshal(imm.GetBody(), &e); err != nil || e.Type != "error" || e.Error.Type != tc.typ || e.Error.Message == "" {
+				t.Errorf("body %s (%v)", imm.GetBody(), err)
+			}
+		})
+	}
+	// A valid request is routed like a chat request.
+	out := exchange(t, c, msgHeaders("sk-all"), reqBody(`{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`))
+	set, _ := headers(out[1].GetRequestBody().GetResponse().GetHeaderMutation())
+	if set[headerPool] != "tollgate_pool_claude" {
+		t.Errorf("pool = %q", set[headerPool])
+	}
+}

@@ -1198,6 +1198,10 @@ func messagesErrorType(e *ProviderError) string {
 	switch e.Status {
 	case 402:
 		return "billing_error"
+	case 404:
+		// OpenAI calls an unknown model an invalid_request_error with 404;
+		// Anthropic's clients expect not_found_error for any 404.
+		return "not_found_error"
 	case 413:
 		return "request_too_large"
 	case 503, statusOverloaded:
