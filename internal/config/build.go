@@ -135,7 +135,7 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			Model:      model,
 			BaseURL:    base,
 			BasePath:   strings.TrimRight(u.Path, "/"),
-			Host:       u.Host,
+			Host:       u.Hostname(),
 			APIKey:     key,
 			MaxTokens:  m.LiteLLMParams.MaxTokens,
 			APIVersion: m.LiteLLMParams.APIVersion,

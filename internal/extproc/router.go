@@ -577,10 +577,11 @@ func (r *routerStream) finish(ctx context.Context) {
 		return
 	}
 	r.meter()
-	r.account()
-	// The parallel slot is released and the estimate corrected however the
-	// request ended; the stream's context may be gone already.
+	// The parallel slot is released and the budget charged however the
+	// request ended (the stream's context may be gone already), before the
+	// spend record makes the request visible as finished.
 	r.admission.Done(context.WithoutCancel(ctx), policy.Outcome{Tokens: r.usage.TotalTokens(), Cost: r.cost})
+	r.account()
 	if !r.srv.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}

@@ -42,8 +42,9 @@ type Deployment struct {
 	BaseURL string
 	// BasePath is the path part of BaseURL, without a trailing slash.
 	BasePath string
-	// Host is BaseURL's authority, which Envoy's auto_host_rewrite sends
-	// and request signatures cover.
+	// Host is BaseURL's host name: what Envoy's auto_host_rewrite sends
+	// (the endpoint hostname, which is also the TLS SNI, so never with a
+	// port) and what request signatures cover.
 	Host string
 	// APIKey is the resolved credential; never logged.
 	APIKey string
