@@ -95,7 +95,31 @@ func startStackWith(t *testing.T, bootstrap string, extra map[string]string) *st
 	metrics.SetBounds(rt.LabelBounds())
 	s.spend = accounting.NewRecorder(accounting.RecorderConfig{Metrics: metrics, FlushInterval: 10 * time.Millisecond})
 	t.Cleanup(func() { s.spend.Close(context.Background()) })
-	srv := extproc.New(rt, extproc.Options{Logger: slog.New(slog.NewJSONHandler(s.logs, nil)), Metrics: metrics, Spend: s.spend})
+	addr := startExtProc(t, rt, extproc.Options{Logger: slog.New(slog.NewJSONHandler(s.logs, nil)), Metrics: metrics, Spend: s.spend})
+
+	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
+	rewrite := map[string]string{
+		"127.0.0.1:50051": addr,
+		"127.0.0.1:18081": hostOf(s.openai.URL()),
+		"127.0.0.1:18082": hostOf(s.anthropic.URL()),
+	}
+	for from, to := range extra {
+		rewrite[from] = to
+	}
+	s.sim = startSim(t, bootstrap, rewrite)
+	s.client = openai.NewClient(
+		option.WithBaseURL(s.sim.URL()+"/v1/"),
+		option.WithAPIKey(demoKey),
+		option.WithMaxRetries(0),
+	)
+	return s
+}
+
+// startExtProc serves the ext_proc server for rt on loopback and returns
+// its address.
+func startExtProc(t *testing.T, rt *config.Runtime, o extproc.Options) string {
+	t.Helper()
+	srv := extproc.New(rt, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,17 +128,15 @@ func startStackWith(t *testing.T, bootstrap string, extra map[string]string) *st
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
+}
 
-	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
-	rewrite := map[string]string{
-		"127.0.0.1:50051": ln.Addr().String(),
-		"127.0.0.1:18081": hostOf(s.openai.URL()),
-		"127.0.0.1:18082": hostOf(s.anthropic.URL()),
-	}
-	for from, to := range extra {
-		rewrite[from] = to
-	}
-	s.sim, err = envoysim.LoadFile(bootstrap, envoysim.Options{
+// startSim runs the Envoy stand-in on a bootstrap, with the addresses it
+// names rewritten to this test's servers, and waits until its clusters are
+// warm (those from xDS included).
+func startSim(t *testing.T, bootstrap string, rewrite map[string]string) *envoysim.Sim {
+	t.Helper()
+	sim, err := envoysim.LoadFile(bootstrap, envoysim.Options{
 		ListenAddr:      "127.0.0.1:0",
 		BackoffDisabled: true,
 		RewriteAddress: func(_, addr string) string {
@@ -127,21 +149,16 @@ func startStackWith(t *testing.T, bootstrap string, extra map[string]string) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.sim.Start(t.Context()); err != nil {
+	if err := sim.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sim.Close() })
 	ready, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := s.sim.WaitReady(ready); err != nil {
+	if err := sim.WaitReady(ready); err != nil {
 		t.Fatalf("stand-in not ready: %v", err)
 	}
-	t.Cleanup(func() { s.sim.Close() })
-	s.client = openai.NewClient(
-		option.WithBaseURL(s.sim.URL()+"/v1/"),
-		option.WithAPIKey(demoKey),
-		option.WithMaxRetries(0),
-	)
-	return s
+	return sim
 }
 
 func userMessage(text string) openai.ChatCompletionNewParams {

@@ -21,27 +21,8 @@ import (
 // as real Envoy would; requests and fallbacks then work as with static
 // pools.
 func TestXDS_PoolsFromTheXDSServer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tollgate.yaml")
-	if err := os.WriteFile(path, config.Default(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	xs, err := xds.NewServer(t.Context(), xds.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := xs.Reload(t.Context(), xds.Source{Path: path}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	xs.Register(gs)
-	go gs.Serve(ln)
-	t.Cleanup(gs.Stop)
-
-	s := startStackWith(t, "../../examples/xds/envoy.yaml", map[string]string{"127.0.0.1:18000": ln.Addr().String()})
+	xdsAddr := startXDS(t, config.Default())
+	s := startStackWith(t, "../../examples/xds/envoy.yaml", map[string]string{"127.0.0.1:18000": xdsAddr})
 	for _, model := range []string{"gpt-4o", "claude-sonnet"} {
 		params := userMessage("pools over ads")
 		params.Model = model
@@ -65,4 +46,30 @@ func TestXDS_PoolsFromTheXDSServer(t *testing.T) {
 	if got := resp.Header.Get("x-tollgate-deployment"); got != "anthropic-claude-sonnet" {
 		t.Errorf("x-tollgate-deployment = %q, want the fallback", got)
 	}
+}
+
+// startXDS serves Tollgate's xDS server for a gateway config on loopback
+// and returns its address.
+func startXDS(t *testing.T, cfg []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tollgate.yaml")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	xs, err := xds.NewServer(t.Context(), xds.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xs.Reload(t.Context(), xds.Source{Path: path, Env: func(string) (string, bool) { return "", false }}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	xs.Register(gs)
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
 }

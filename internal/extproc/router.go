@@ -361,7 +361,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		r.complete = true
 		return resp
 	}
-	if r.translator != nil && isSuccess(r.status) && strings.Contains(headerValue(hm, headerContentType), "text/event-stream") {
+	if r.translator != nil && isSuccess(r.status) && isStreamContentType(headerValue(hm, headerContentType)) {
 		// Events must reach the client as they come: switch this response
 		// to STREAMED. Envoy strips content-length itself.
 		r.streamed = true
@@ -372,6 +372,17 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
+
+// isStreamContentType recognises the streaming wire formats providers
+// answer with: SSE, Bedrock's binary event stream, Ollama's NDJSON.
+func isStreamContentType(ct string) bool {
+	for _, t := range [...]string{"text/event-stream", "application/vnd.amazon.eventstream", "application/x-ndjson"} {
+		if strings.Contains(ct, t) {
+			return true
+		}
+	}
+	return false
+}
 
 // setRateHeaders reports the tightest limit that applied, as OpenAI does;
 // limits that did not apply are left out.

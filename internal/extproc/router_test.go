@@ -473,3 +473,17 @@ func TestRouter_MessagesErrorsInAnthropicShape(t *testing.T) {
 		t.Errorf("pool = %q", set[headerPool])
 	}
 }
+
+func TestIsStreamContentType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/event-stream; charset=utf-8":   true,
+		"application/vnd.amazon.eventstream": true,
+		"application/x-ndjson":               true,
+		"application/json":                   false,
+		"":                                   false,
+	} {
+		if got := isStreamContentType(ct); got != want {
+			t.Errorf("isStreamContentType(%q) = %v", ct, got)
+		}
+	}
+}
