@@ -124,24 +124,16 @@ func reqBody(body string) *extprocv3.ProcessingRequest {
 		RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}
 }
 
-func respHeaders(md map[string]any, kv ...string) *extprocv3.ProcessingRequest {
-	r := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+func respHeaders(kv ...string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
 		ResponseHeaders: &extprocv3.HttpHeaders{Headers: headerMap(kv...)}}}
-	if md != nil {
-		s, err := structpb.NewStruct(md)
-		if err != nil {
-			panic(err)
-		}
-		r.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: s}}
-	}
-	return r
 }
 
 // respHeadersFromAttempt is a response_headers message as the router-level
 // filter gets it from Envoy: the answering deployment as a response
 // attribute and the attempt count as a header.
 func respHeadersFromAttempt(deployment string, attempts int, kv ...string) *extprocv3.ProcessingRequest {
-	r := respHeaders(nil, append(kv, headerAttemptCnt, strconv.Itoa(attempts))...)
+	r := respHeaders(append(kv, headerAttemptCnt, strconv.Itoa(attempts))...)
 	r.Attributes = map[string]*structpb.Struct{attributesKey: {Fields: map[string]*structpb.Value{
 		deploymentAttribute: structpb.NewStringValue(deployment),
 	}}}
@@ -161,7 +153,7 @@ func upstreamHeaders(deployment string, kv ...string) *extprocv3.ProcessingReque
 	r.Attributes = map[string]*structpb.Struct{attributesKey: {Fields: map[string]*structpb.Value{
 		deploymentAttribute: structpb.NewStringValue(deployment),
 	}}}
-	md, _ := structpb.NewStruct(map[string]any{mdAPI: "chat_completions", mdRequestID: "req-1"})
+	md, _ := structpb.NewStruct(map[string]any{mdAPI: "chat_completions", mdKeyID: "all"})
 	r.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: md}}
 	return r
 }

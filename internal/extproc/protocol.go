@@ -40,13 +40,9 @@ const (
 
 // Metadata keys in the tollgate namespace.
 const (
-	mdRequestID  = "request_id"
 	mdKeyID      = "key_id"
 	mdModelGroup = "model_group"
 	mdAPI        = "api"
-	mdStream     = "stream"
-	mdDeployment = "deployment"
-	mdAttempt    = "attempt"
 )
 
 // clientCredentialHeaders are removed from every request at router level so
@@ -73,22 +69,51 @@ func setHeader(key, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, RawValue: []byte(value)}}
 }
 
-// mutation collects header changes for one reply.
+// mutation collects header changes for one reply. Header structs come
+// from small slabs and values from one byte arena, so a reply costs a few
+// allocations rather than three per header (this runs on every message).
 type mutation struct {
-	hm *extprocv3.HeaderMutation
+	hm   *extprocv3.HeaderMutation
+	opts []corev3.HeaderValueOption
+	vals []corev3.HeaderValue
+	raw  []byte
+}
+
+// slab is the headers a reply usually sets; more spill to the heap.
+const slab = 4
+
+func (m *mutation) init() {
+	if m.hm == nil {
+		m.hm = &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, slab)}
+		m.opts = make([]corev3.HeaderValueOption, 0, slab)
+		m.vals = make([]corev3.HeaderValue, 0, slab)
+	}
 }
 
 func (m *mutation) set(key, value string) {
-	if m.hm == nil {
-		m.hm = &extprocv3.HeaderMutation{}
+	m.init()
+	var o *corev3.HeaderValueOption
+	var v *corev3.HeaderValue
+	if n := len(m.opts); n < cap(m.opts) {
+		// Pointers into the slab stay valid: it is never grown.
+		m.opts, m.vals = m.opts[:n+1], m.vals[:n+1]
+		o, v = &m.opts[n], &m.vals[n]
+	} else {
+		o, v = new(corev3.HeaderValueOption), new(corev3.HeaderValue)
 	}
-	m.hm.SetHeaders = append(m.hm.SetHeaders, setHeader(key, value))
+	// Earlier values keep pointing into the arena's old array when append
+	// moves it, which is safe: nothing writes there again.
+	start := len(m.raw)
+	m.raw = append(m.raw, value...)
+	// Only raw_value is set: Envoy sets a header to "" when only value is
+	// given (envoy #31555), and the unset append flag overwrites.
+	v.Key, v.RawValue = key, m.raw[start:len(m.raw):len(m.raw)]
+	o.Header = v
+	m.hm.SetHeaders = append(m.hm.SetHeaders, o)
 }
 
 func (m *mutation) remove(keys ...string) {
-	if m.hm == nil {
-		m.hm = &extprocv3.HeaderMutation{}
-	}
+	m.init()
 	m.hm.RemoveHeaders = append(m.hm.RemoveHeaders, keys...)
 }
 

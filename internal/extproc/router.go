@@ -205,12 +205,12 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (
 			// it) makes Envoy route on x-tollgate-pool.
 			Response: &extprocv3.CommonResponse{HeaderMutation: m.hm, ClearRouteCache: true},
 		}},
+		// Only what Envoy cannot log itself: the request id, the answering
+		// host's metadata and attempt counts are Envoy's own fields.
 		DynamicMetadata: dynamicMetadata(map[string]*structpb.Value{
-			mdRequestID:  structpb.NewStringValue(r.requestID),
 			mdKeyID:      structpb.NewStringValue(r.key.ID),
 			mdModelGroup: structpb.NewStringValue(group.Name),
 			mdAPI:        structpb.NewStringValue(string(r.api)),
-			mdStream:     structpb.NewBoolValue(r.stream),
 		}),
 	}, nil
 }
@@ -338,7 +338,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 				slog.String("request_id", r.requestID), slog.String("deployment", id))
 		} else {
 			r.deployment = d
-			r.attempts = attemptCount(req, hm)
+			r.attempts = attemptCount(hm)
 			if r.group != nil && d.ModelGroup != r.group.Name {
 				r.srv.opts.Metrics.FallbackTaken(r.group.Name, d.ModelGroup)
 			}
@@ -398,24 +398,17 @@ func setRateHeaders(m *mutation, rate policy.RateInfo) {
 }
 
 // answeringDeployment is the deployment of the attempt whose response this
-// is. Envoy evaluates the response attribute once, on the response_headers
-// message, against the final attempt's host; the forwarded tollgate
-// namespace is the fallback for configs that forward it (at the price of
-// receiving it on every message).
+// is: Envoy evaluates the response attribute once, on the response_headers
+// message, against the final attempt's host.
 func answeringDeployment(req *extprocv3.ProcessingRequest) string {
-	if v, ok := req.GetAttributes()[attributesKey].GetFields()[deploymentAttribute]; ok {
-		return v.GetStringValue()
-	}
-	return metadataFields(req)[mdDeployment].GetStringValue()
+	return req.GetAttributes()[attributesKey].GetFields()[deploymentAttribute].GetStringValue()
 }
 
 // attemptCount reads Envoy's x-envoy-attempt-count response header
-// (include_attempt_count_in_response), else the upstream filter's metadata.
-func attemptCount(req *extprocv3.ProcessingRequest, hm *corev3.HeaderMap) int64 {
-	if n, err := strconv.ParseInt(headerValue(hm, headerAttemptCnt), 10, 64); err == nil {
-		return n
-	}
-	return int64(metadataFields(req)[mdAttempt].GetNumberValue())
+// (include_attempt_count_in_response); 0 when absent.
+func attemptCount(hm *corev3.HeaderMap) int64 {
+	n, _ := strconv.ParseInt(headerValue(hm, headerAttemptCnt), 10, 64)
+	return n
 }
 
 func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
@@ -538,7 +531,6 @@ func (r *routerStream) usageMetadata() *structpb.Struct {
 	f := map[string]*structpb.Value{
 		"input_tokens":  structpb.NewNumberValue(float64(r.usage.InputTokens)),
 		"output_tokens": structpb.NewNumberValue(float64(r.usage.OutputTokens)),
-		"total_tokens":  structpb.NewNumberValue(float64(r.usage.TotalTokens())),
 	}
 	if r.usage.CachedInputTokens > 0 {
 		f["cached_input_tokens"] = structpb.NewNumberValue(float64(r.usage.CachedInputTokens))

@@ -54,7 +54,7 @@ func TestRouter_RequestPhases(t *testing.T) {
 		t.Error("router level must not change the request body")
 	}
 	md := out[1].GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().AsMap()
-	want := map[string]any{"request_id": "req-1", "key_id": "all", "model_group": "gpt-4o", "api": "chat_completions", "stream": false}
+	want := map[string]any{"key_id": "all", "model_group": "gpt-4o", "api": "chat_completions"}
 	for k, v := range want {
 		if md[k] != v {
 			t.Errorf("metadata %s = %v, want %v", k, md[k], v)
@@ -212,26 +212,12 @@ func TestRouter_OpenAIPassThroughResponse(t *testing.T) {
 	}
 }
 
-// TestRouter_DeploymentFromForwardedMetadata covers configs that forward
-// the tollgate namespace to the router-level filter instead of requesting
-// the response attribute.
-func TestRouter_DeploymentFromForwardedMetadata(t *testing.T) {
-	c := startServer(t)
-	out := exchange(t, c,
-		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(map[string]any{"deployment": "openai-1", "attempt": 3}, ":status", "200", "content-type", "application/json"))
-	set, _ := headers(out[2].GetResponseHeaders().GetResponse().GetHeaderMutation())
-	if set[headerDeployment] != "openai-1" || set[headerAttempts] != "3" {
-		t.Errorf("response headers = %v", set)
-	}
-}
-
 func TestRouter_AnthropicResponseTranslated(t *testing.T) {
 	c := startServer(t)
 	const body = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":3,"cache_read_input_tokens":5,"cache_creation_input_tokens":0}}`
 	out := exchange(t, c,
 		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(map[string]any{"deployment": "anthropic-1"}, ":status", "200", "content-type", "application/json", "content-length", "300"),
+		respHeadersFromAttempt("anthropic-1", 1, ":status", "200", "content-type", "application/json", "content-length", "300"),
 		respBody(body, true))
 	rb := out[3].GetResponseBody().GetResponse()
 	newBody := rb.GetBodyMutation().GetBody()
@@ -255,7 +241,7 @@ func TestRouter_AnthropicErrorTranslated(t *testing.T) {
 	c := startServer(t)
 	out := exchange(t, c,
 		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(map[string]any{"deployment": "anthropic-1"}, ":status", "529", "content-type", "application/json"),
+		respHeadersFromAttempt("anthropic-1", 1, ":status", "529", "content-type", "application/json"),
 		respBody(`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, true))
 	rb := out[3].GetResponseBody().GetResponse()
 	set, _ := headers(rb.GetHeaderMutation())
@@ -274,7 +260,7 @@ func TestRouter_EnvoyLocalReplyGetsOpenAIShape(t *testing.T) {
 	c := startServer(t)
 	out := exchange(t, c,
 		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(nil, ":status", "503", "content-type", "text/plain"),
+		respHeaders(":status", "503", "content-type", "text/plain"),
 		respBody("no healthy upstream", true))
 	rb := out[3].GetResponseBody().GetResponse()
 	var e struct {
@@ -293,7 +279,7 @@ func TestRouter_GatewayErrorFromUpstreamFilterPassesOn(t *testing.T) {
 	const body = `{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":"invalid_request"}}`
 	out := exchange(t, c,
 		reqHeaders(false, chatHeaders...), reqBody(chatBody),
-		respHeaders(map[string]any{"deployment": "anthropic-1"}, ":status", "400", headerErrorSource, "gateway"),
+		respHeadersFromAttempt("anthropic-1", 1, ":status", "400", headerErrorSource, "gateway"),
 		respBody(body, true))
 	_, removed := headers(out[2].GetResponseHeaders().GetResponse().GetHeaderMutation())
 	if !removed[headerErrorSource] {
@@ -328,7 +314,7 @@ func TestRouter_StreamSwitchesToStreamedAndTranslates(t *testing.T) {
 	recv()
 	send(reqBody(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`))
 	recv()
-	send(respHeaders(map[string]any{"deployment": "anthropic-1"}, ":status", "200", "content-type", "text/event-stream; charset=utf-8"))
+	send(respHeadersFromAttempt("anthropic-1", 1, ":status", "200", "content-type", "text/event-stream; charset=utf-8"))
 	rh := recv()
 	mo := rh.GetModeOverride()
 	if mo.GetResponseBodyMode() != filterv3.ProcessingMode_STREAMED || mo.GetRequestBodyMode() != filterv3.ProcessingMode_BUFFERED {

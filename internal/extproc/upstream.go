@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/pkg/credentials"
@@ -30,7 +29,6 @@ type upstreamStream struct {
 
 	deployment *routing.Deployment
 	api        transform.API
-	attempt    int64
 	translator transform.RequestTranslator
 	body       []byte
 }
@@ -65,10 +63,6 @@ func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.Proc
 		return u.reject(ctx, err)
 	}
 	u.deployment = d
-	u.attempt = 1
-	if n, err := strconv.ParseInt(headerValue(h.GetHeaders(), headerAttemptCnt), 10, 64); err == nil && n > 0 {
-		u.attempt = n
-	}
 	u.api = transform.API(metadataFields(req)[mdAPI].GetStringValue())
 	if u.api == "" {
 		u.api = transform.APIChatCompletions
@@ -132,12 +126,7 @@ func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody)
 		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
 	}
 	c.HeaderMutation = m.hm
-	resp := requestBodyReply(&c)
-	resp.DynamicMetadata = dynamicMetadata(map[string]*structpb.Value{
-		mdDeployment: structpb.NewStringValue(u.deployment.ID),
-		mdAttempt:    structpb.NewNumberValue(float64(u.attempt)),
-	})
-	return resp
+	return requestBodyReply(&c)
 }
 
 func (u *upstreamStream) finish(context.Context) {}

@@ -37,9 +37,8 @@ func TestUpstream_OpenAIPassThroughNeedsNoBodyCopy(t *testing.T) {
 			t.Errorf("%s not removed", h)
 		}
 	}
-	md := out[1].GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().AsMap()
-	if md["deployment"] != "openai-1" || md["attempt"] != 1.0 {
-		t.Errorf("metadata = %v", md)
+	if out[1].GetDynamicMetadata() != nil {
+		t.Errorf("the upstream filter writes metadata Envoy logs itself: %v", out[1].GetDynamicMetadata())
 	}
 }
 
@@ -82,10 +81,7 @@ func TestUpstream_AnthropicAttemptTranslates(t *testing.T) {
 	if set["content-length"] != strconv.Itoa(len(newBody)) {
 		t.Errorf("content-length %q for %d bytes", set["content-length"], len(newBody))
 	}
-	md := out[1].GetDynamicMetadata().GetFields()[metadataNamespace].GetStructValue().AsMap()
-	if md["deployment"] != "anthropic-1" || md["attempt"] != 2.0 {
-		t.Errorf("metadata = %v", md)
-	}
+
 }
 
 func TestUpstream_SameInputSameOutputAcrossAttempts(t *testing.T) {

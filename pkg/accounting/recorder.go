@@ -173,6 +173,10 @@ func (c *RecorderConfig) defaults() {
 type Recorder struct {
 	cfg   RecorderConfig
 	queue chan Record
+	// full wakes the writer when a batch is waiting; otherwise it wakes
+	// only on its flush tick, so recording a request costs no goroutine
+	// wake-up (the writer never blocks receiving from queue).
+	full chan struct{}
 
 	// mu orders Record against Close: once closed is set under the write
 	// lock, no record can enter the queue behind the final drain.
@@ -193,6 +197,7 @@ func NewRecorder(c RecorderConfig) *Recorder {
 	r := &Recorder{
 		cfg:   c,
 		queue: make(chan Record, c.QueueSize),
+		full:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -218,6 +223,12 @@ func (r *Recorder) Record(rec Record) bool {
 	}
 	select {
 	case r.queue <- rec:
+		if len(r.queue) >= r.cfg.BatchSize {
+			select {
+			case r.full <- struct{}{}:
+			default:
+			}
+		}
 		return true
 	default:
 		r.drop(dropQueueFull, 1)
@@ -300,20 +311,16 @@ func (r *Recorder) run() {
 	var retryAt time.Time
 
 	for {
-		// Stop taking from the queue while the writer holds its maximum:
-		// the queue then fills and Record drops, instead of memory growing
-		// without bound during a long outage.
-		queue := r.queue
-		if len(p.Records) >= r.cfg.MaxPending {
-			queue = nil
-		}
+		// fill stops taking from the queue while the writer holds its
+		// maximum: the queue then fills and Record drops, instead of memory
+		// growing without bound during a long outage.
 		tick := false
 		select {
-		case rec := <-queue:
-			p.add(rec)
+		case <-r.full:
 			r.fill(&p)
 		case <-ticker.C:
 			tick = true
+			r.fill(&p)
 		case <-r.stop:
 			r.shutdown(&p, backoff)
 			return

@@ -26,28 +26,43 @@ func (t *openAIToOpenAIRequest) RequestBody(body []byte) (RequestResult, error) 
 	if !doc.IsObject() {
 		return RequestResult{}, invalidf("", "request body must be a JSON object")
 	}
-	if !doc.Get("messages").IsArray() {
+	// One pass over the top-level fields instead of a scan per field.
+	var model, messages, stream, streamOptions gjson.Result
+	doc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			model = v
+		case "messages":
+			messages = v
+		case "stream":
+			stream = v
+		case "stream_options":
+			streamOptions = v
+		}
+		return true
+	})
+	if !messages.IsArray() {
 		return RequestResult{}, invalidf("messages", "messages must be an array")
 	}
 	res := RequestResult{
 		Path:   t.target.BasePath + "/chat/completions",
-		Stream: doc.Get("stream").Bool(),
+		Stream: stream.Bool(),
 	}
 
 	// sjson copies rather than editing in place (ReplaceInPlace is off), so
 	// the client's body stays pristine for the next attempt.
 	var err error
-	if m := doc.Get("model"); t.target.Model != "" && (m.Type != gjson.String || m.Str != t.target.Model) {
+	if t.target.Model != "" && (model.Type != gjson.String || model.Str != t.target.Model) {
 		if res.Body, err = sjson.SetBytes(body, "model", t.target.Model); err != nil {
 			return RequestResult{}, invalidf("model", "cannot set model: %v", err)
 		}
 	}
-	if t.target.ForceStreamUsage && res.Stream && !doc.Get("stream_options.include_usage").Bool() {
+	if t.target.ForceStreamUsage && res.Stream && !streamOptions.Get("include_usage").Bool() {
 		src := body
 		if res.Body != nil {
 			src = res.Body
 		}
-		if !doc.Get("stream_options").IsObject() && doc.Get("stream_options").Exists() {
+		if !streamOptions.IsObject() && streamOptions.Exists() {
 			// A non-object stream_options (null) cannot take a field.
 			src, err = sjson.SetRawBytes(src, "stream_options", []byte("{}"))
 			if err != nil {
