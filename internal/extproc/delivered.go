@@ -8,23 +8,47 @@ import (
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
-// maxDeliveredText bounds the text kept per stream for estimates; longer
-// streams are extrapolated from it.
-const maxDeliveredText = 64 << 10
+// maxDelivered bounds the stream bytes kept per request for estimates;
+// longer streams are extrapolated from this sample, which keeps the cost
+// per stream small (10,000 open streams hold at most 80 MB of it).
+const maxDelivered = 8 << 10
 
-// deliveredText collects the text a stream has delivered to the client, so
-// a stream cut before the provider reported usage is still metered for what
-// was delivered.
+// deliveredText keeps what a stream has sent the client, so a stream cut
+// before the provider reported usage is still metered for what was
+// delivered. Every stream pays only a bounded copy; the bytes are parsed
+// only when an estimate is needed.
 type deliveredText struct {
-	text []byte
-	// size counts every delivered text byte, kept or not.
+	raw []byte
+	// size counts every delivered byte, kept or not.
 	size int
 }
 
-// add takes the SSE bytes sent to the client and keeps the text and
-// tool-argument deltas: OpenAI chunks (chat and legacy completions) and
-// Anthropic events (the Messages API).
 func (d *deliveredText) add(sse []byte) {
+	d.size += len(sse)
+	if room := maxDelivered - len(d.raw); room > 0 {
+		d.raw = append(d.raw, sse[:min(room, len(sse))]...)
+	}
+}
+
+// estimateTokens counts the tokens of the delivered text and tool
+// arguments, scaled up when only part of the stream was kept.
+func (d *deliveredText) estimateTokens() int64 {
+	text := deltaText(d.raw)
+	if len(text) == 0 {
+		return 0
+	}
+	n := accounting.EstimateTokens(string(text))
+	if d.size > len(d.raw) {
+		n = n * int64(d.size) / int64(len(d.raw))
+	}
+	return n
+}
+
+// deltaText extracts the text and tool-argument deltas of SSE: OpenAI
+// chunks (chat and legacy completions) and Anthropic events (the Messages
+// API).
+func deltaText(sse []byte) []byte {
+	var out []byte
 	for len(sse) > 0 {
 		line := sse
 		if i := bytes.IndexByte(sse, '\n'); i >= 0 {
@@ -36,7 +60,6 @@ func (d *deliveredText) add(sse []byte) {
 		if !ok {
 			continue
 		}
-		// The view lives only within this loop; the kept text is copied.
 		js := view(line[len(line)-len(data)-1:])
 		var texts [3]gjson.Result
 		if c := gjson.Get(js, "choices.0"); c.Exists() {
@@ -45,26 +68,10 @@ func (d *deliveredText) add(sse []byte) {
 			texts = [3]gjson.Result{d.Get("text"), d.Get("partial_json")}
 		}
 		for _, t := range texts {
-			if t.Type != gjson.String || t.Str == "" {
-				continue
-			}
-			d.size += len(t.Str)
-			if room := maxDeliveredText - len(d.text); room > 0 {
-				d.text = append(d.text, t.Str[:min(room, len(t.Str))]...)
+			if t.Type == gjson.String {
+				out = append(out, t.Str...)
 			}
 		}
 	}
-}
-
-// estimateTokens counts the delivered text's tokens, scaling up when only
-// part of it was kept.
-func (d *deliveredText) estimateTokens() int64 {
-	if len(d.text) == 0 {
-		return 0
-	}
-	n := accounting.EstimateTokens(string(d.text))
-	if d.size > len(d.text) {
-		n = n * int64(d.size) / int64(len(d.text))
-	}
-	return n
+	return out
 }

@@ -234,3 +234,32 @@ func view(b []byte) string {
 	}
 	return unsafe.String(&b[0], len(b))
 }
+
+// chunkReplies is one reusable reply for a stream's response chunks. grpc-go
+// marshals a message inside Send and keeps nothing, and a stream handles one
+// message at a time, so every chunk reuses the same objects instead of
+// allocating five.
+type chunkReplies struct {
+	resp     extprocv3.ProcessingResponse
+	kind     extprocv3.ProcessingResponse_ResponseBody
+	body     extprocv3.BodyResponse
+	common   extprocv3.CommonResponse
+	mutation extprocv3.BodyMutation
+	replace  extprocv3.BodyMutation_Body
+}
+
+// next is the reply to a chunk: replacing it with body when replace is set,
+// else letting it through unchanged.
+func (c *chunkReplies) next(body []byte, replace bool) *extprocv3.ProcessingResponse {
+	c.common.BodyMutation = nil
+	if replace {
+		c.replace.Body = body
+		c.mutation.Mutation = &c.replace
+		c.common.BodyMutation = &c.mutation
+	}
+	c.body.Response = &c.common
+	c.kind.ResponseBody = &c.body
+	c.resp.Response = &c.kind
+	c.resp.DynamicMetadata = nil
+	return &c.resp
+}

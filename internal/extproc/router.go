@@ -56,6 +56,8 @@ type routerStream struct {
 	complete   bool
 	errorType  transform.ErrorType
 
+	chunks chunkReplies
+
 	// Metering.
 	reqBody    []byte // the client's body, kept (not copied) to estimate a prompt's tokens
 	firstChunk time.Time
@@ -504,11 +506,7 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 		}
 		r.delivered.add(res.Body)
 	}
-	var c extprocv3.CommonResponse
-	if !sameBytes(res.Body, chunk) {
-		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
-	}
-	resp := responseBodyReply(&c)
+	resp := r.chunks.next(res.Body, !sameBytes(res.Body, chunk))
 	if b.GetEndOfStream() {
 		r.complete = true
 		r.meter()
