@@ -24,8 +24,9 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./internal/extproc/...
-	bash bench/compare.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/transform/ ./pkg/accounting/ ./internal/extproc/
+	$(GO) build -o $(BIN)/extproc ./cmd/extproc
+	bash bench/compare.sh '$(BIN)/extproc -config bench/tollgate.yaml' -duration 5s -concurrency 8
 
 demo:
 	bash scripts/demo.sh
