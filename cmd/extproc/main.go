@@ -109,6 +109,10 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	if err != nil {
 		return err
 	}
+	rl, _ := pol.limiter.(*policy.RedisLimiter)
+	if err := reg.Register(policyCollector{auth: pol.auth, limiter: rl}); err != nil {
+		return err
+	}
 
 	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies, Metrics: metrics, Spend: spend,
 		Auth: pol.auth, Limiter: pol.limiter})

@@ -83,6 +83,17 @@ func TestRun_ServesDrainsAndReloads(t *testing.T) {
 			t.Errorf("%s = %d", p, code)
 		}
 	}
+	resp, err := http.Get("http://" + addrs[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"tollgate_policy_degraded 0", "tollgate_policy_key_lookups_total", "tollgate_spend_queue_records", "go_goroutines"} {
+		if !strings.Contains(string(metricsText), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 
 	// A body above grpc-go's 4 MiB default must still be accepted.
 	big := `{"model":"m","messages":[],"pad":"` + strings.Repeat("x", 5<<20) + `"}`
