@@ -20,65 +20,9 @@ var _ RequestTranslator = (*openAIToAnthropicRequest)(nil)
 // deployment gives max_tokens, which Anthropic requires.
 const defaultAnthropicMaxTokens = 4096
 
-// chatFields are the top-level chat completions fields the translation
-// reads, collected in one pass over the body.
-type chatFields struct {
-	model, messages, tools, toolChoice, parallelToolCalls gjson.Result
-	stop, maxTokens, maxCompletionTokens, temperature     gjson.Result
-	topP, user, responseFormat, stream, thinking          gjson.Result
-}
-
 // RequestBody implements RequestTranslator.
 func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
-		return RequestResult{}, invalidf("", "request body is not valid JSON")
-	}
-	// Every gjson result below is a substring of this view of the body;
-	// none outlives the call (the output is a copy).
-	doc := gjson.Parse(stringView(body))
-	if !doc.IsObject() {
-		return RequestResult{}, invalidf("", "request body must be a JSON object")
-	}
-	var f chatFields
-	var err error
-	doc.ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "parallel_tool_calls":
-			f.parallelToolCalls = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletionTokens = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "user":
-			f.user = v
-		case "response_format":
-			f.responseFormat = v
-		case "stream":
-			f.stream = v
-		case "thinking":
-			f.thinking = v
-		default:
-			err = checkUnsupported(k.Str, v)
-		}
-		return err == nil
-	})
+	f, err := parseChatRequest(body, anthropicUnsupported)
 	if err != nil {
 		return RequestResult{}, err
 	}
@@ -106,32 +50,13 @@ func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, erro
 	return res, nil
 }
 
-// checkUnsupported rejects parameters Anthropic cannot honour and whose
-// silent loss the client would notice (it would get fewer choices, no
-// logprobs, or unpenalised text). Parameters without visible effect, and
-// unknown ones, are ignored.
-func checkUnsupported(key string, v gjson.Result) error {
-	switch key {
-	case "n":
-		if v.Int() > 1 {
-			return invalidf(key, "n > 1 is not supported by anthropic models")
-		}
-	case "logprobs":
-		if v.Type == gjson.True {
-			return invalidf(key, "logprobs is not supported by anthropic models")
-		}
-	case "top_logprobs", "audio":
-		return invalidf(key, "%s is not supported by anthropic models", key)
-	case "logit_bias":
-		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
-			return invalidf(key, "logit_bias is not supported by anthropic models")
-		}
-	case "presence_penalty", "frequency_penalty":
-		if v.Float() != 0 {
-			return invalidf(key, "%s is not supported by anthropic models", key)
-		}
+// anthropicUnsupported rejects parameters Anthropic cannot honour and whose
+// silent loss the client would notice; Anthropic has no penalties either.
+func anthropicUnsupported(key string, v gjson.Result) error {
+	if err := unsupportedParam(key, v, "anthropic"); err != nil {
+		return err
 	}
-	return nil
+	return unsupportedPenalty(key, v, "anthropic")
 }
 
 // anthropicRequestBuilder appends an Anthropic request body to out.
@@ -146,33 +71,22 @@ type anthropicRequestBuilder struct {
 	resultBlocks int
 }
 
-func (b *anthropicRequestBuilder) build(t *Target, f *chatFields) error {
+func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
+	var err error
 	b.out = append(b.out, `{"model":`...)
-	switch {
-	case t.Model != "":
-		b.out = appendJSONString(b.out, t.Model)
-	case f.model.Type == gjson.String && f.model.Str != "":
-		b.out = append(b.out, f.model.Raw...)
-	default:
-		return invalidf("model", "model is required")
+	if b.out, err = appendModel(b.out, t, f); err != nil {
+		return err
 	}
 
 	maxTokens := t.DefaultMaxTokens
 	if maxTokens <= 0 {
 		maxTokens = defaultAnthropicMaxTokens
 	}
-	for _, m := range [...]struct {
-		name string
-		v    gjson.Result
-	}{{"max_completion_tokens", f.maxCompletionTokens}, {"max_tokens", f.maxTokens}} {
-		if !m.v.Exists() {
-			continue
+	if name, v := f.maxTokensParam(); v.Exists() {
+		if v.Type != gjson.Number || v.Int() < 1 {
+			return invalidf(name, "%s must be a positive integer", name)
 		}
-		if m.v.Type != gjson.Number || m.v.Int() < 1 {
-			return invalidf(m.name, "%s must be a positive integer", m.name)
-		}
-		maxTokens = m.v.Int()
-		break
+		maxTokens = v.Int()
 	}
 	b.out = append(b.out, `,"max_tokens":`...)
 	b.out = appendInt(b.out, maxTokens)
@@ -614,24 +528,19 @@ func (b *anthropicRequestBuilder) toolResult(i gjson.Result, m *chatMessage) err
 
 // tools writes tools and tool_choice, adding the forced JSON tool for
 // response_format.
-func (b *anthropicRequestBuilder) tools(f *chatFields) error {
+func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 	jsonSchema, err := responseFormatSchema(f.responseFormat)
 	if err != nil {
 		return err
 	}
 	n := 0
-	if f.tools.Exists() {
-		if !f.tools.IsArray() {
-			return invalidf("tools", "tools must be an array")
-		}
-		f.tools.ForEach(func(i, tool gjson.Result) bool {
-			err = b.tool(i, tool, n)
-			n++
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
+	err = eachTool(f.tools, "anthropic", func(t *chatTool) error {
+		err := b.tool(t, n)
+		n++
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if jsonSchema != "" {
 		if n == 0 {
@@ -680,44 +589,9 @@ func (b *anthropicRequestBuilder) tools(f *chatFields) error {
 	return nil
 }
 
-func (b *anthropicRequestBuilder) tool(i, v gjson.Result, n int) error {
-	param := fmt.Sprintf("tools[%d]", i.Int())
-	var typ, fn, cc gjson.Result
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			typ = v
-		case "function":
-			fn = v
-		case "cache_control":
-			cc = v
-		}
-		return true
-	})
-	if typ.Str != "function" && typ.Str != "" {
-		return invalidf(param+".type", "tool type %q is not supported by anthropic models", typ.Str)
-	}
-	var name, desc, params gjson.Result
-	fn.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "name":
-			name = v
-		case "description":
-			desc = v
-		case "parameters":
-			params = v
-		case "cache_control":
-			if !cc.Exists() {
-				cc = v
-			}
-		}
-		return true
-	})
-	if name.Type != gjson.String || name.Str == "" {
-		return invalidf(param+".function.name", "tools must have a function name")
-	}
-	if name.Str == jsonToolName {
-		return invalidf(param+".function.name", "tool name %q is reserved for response_format", jsonToolName)
+func (b *anthropicRequestBuilder) tool(t *chatTool, n int) error {
+	if t.name.Str == jsonToolName {
+		return invalidf(t.param(".function.name"), "tool name %q is reserved for response_format", jsonToolName)
 	}
 	if n == 0 {
 		b.out = append(b.out, `,"tools":[`...)
@@ -725,18 +599,18 @@ func (b *anthropicRequestBuilder) tool(i, v gjson.Result, n int) error {
 		b.out = append(b.out, ',')
 	}
 	b.out = append(b.out, `{"name":`...)
-	b.out = append(b.out, name.Raw...)
-	if desc.Type == gjson.String {
+	b.out = append(b.out, t.name.Raw...)
+	if t.description.Type == gjson.String {
 		b.out = append(b.out, `,"description":`...)
-		b.out = append(b.out, desc.Raw...)
+		b.out = append(b.out, t.description.Raw...)
 	}
 	b.out = append(b.out, `,"input_schema":`...)
-	if params.IsObject() {
-		b.out = append(b.out, params.Raw...)
+	if t.parameters.IsObject() {
+		b.out = append(b.out, t.parameters.Raw...)
 	} else {
 		b.out = append(b.out, `{"type":"object","properties":{}}`...)
 	}
-	b.out = appendCacheControl(b.out, cc)
+	b.out = appendCacheControl(b.out, t.cacheControl)
 	return nil
 }
 
@@ -783,25 +657,8 @@ func (b *anthropicRequestBuilder) stop(stop gjson.Result) error {
 		n++
 		b.out = append(b.out, s.Raw...)
 	}
-	switch {
-	case !stop.Exists():
-	case stop.Type == gjson.String:
-		add(stop)
-	case stop.IsArray():
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = invalidf("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			add(s)
-			return true
-		})
-		if err != nil {
-			return err
-		}
-	default:
-		return invalidf("stop", "stop must be a string or an array of strings")
+	if err := eachStop(stop, add); err != nil {
+		return err
 	}
 	if n > 0 {
 		b.out = append(b.out, ']')

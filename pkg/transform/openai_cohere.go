@@ -118,30 +118,6 @@ func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 	return res, nil
 }
 
-// unsupportedParam rejects parameters a provider cannot honour whose silent
-// loss the client would notice (fewer choices, no logprobs, no bias).
-// Parameters without visible effect (user, stream_options,
-// parallel_tool_calls) and unknown ones are ignored.
-func unsupportedParam(key string, v gjson.Result, provider string) error {
-	switch key {
-	case "n":
-		if v.Int() > 1 {
-			return invalidf(key, "n > 1 is not supported by %s models", provider)
-		}
-	case "logprobs":
-		if v.Type == gjson.True {
-			return invalidf(key, "logprobs is not supported by %s models", provider)
-		}
-	case "top_logprobs", "audio":
-		return invalidf(key, "%s is not supported by %s models", key, provider)
-	case "logit_bias":
-		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
-			return invalidf(key, "logit_bias is not supported by %s models", provider)
-		}
-	}
-	return nil
-}
-
 // cohereRequestBuilder appends a Cohere v2 chat request to out.
 type cohereRequestBuilder struct {
 	out []byte

@@ -1,0 +1,251 @@
+package transform
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// chatRequest holds every top-level chat completions field a translator to
+// another provider reads. Each is a view of the request body (see
+// parseChatRequest) and must not outlive the translation. A field the
+// client left out or set to null does not exist.
+type chatRequest struct {
+	model, messages, tools, toolChoice, parallelToolCalls, stop gjson.Result
+	maxTokens, maxCompletionTokens, temperature, topP, topK, n  gjson.Result
+	seed, presencePenalty, frequencyPenalty, user, stream       gjson.Result
+	responseFormat, reasoningEffort, thinking                   gjson.Result
+	safetySettings, keepAlive                                   gjson.Result
+}
+
+// parseChatRequest reads a chat completions body in one pass: gjson lookups
+// rescan the object each time, which dominated translation cost. unsupported
+// sees every non-null parameter in body order, so that the first one the
+// provider rejects is the one reported.
+func parseChatRequest(body []byte, unsupported func(key string, v gjson.Result) error) (chatRequest, error) {
+	var r chatRequest
+	if !gjson.ValidBytes(body) {
+		return r, invalidf("", "request body is not valid JSON")
+	}
+	// The results are views of body, not copies; translators copy what
+	// they keep into their output.
+	doc := gjson.Parse(stringView(body))
+	if !doc.IsObject() {
+		return r, invalidf("", "request body must be a JSON object")
+	}
+	var err error
+	doc.ForEach(func(k, v gjson.Result) bool {
+		if v.Type == gjson.Null {
+			return true
+		}
+		switch k.Str {
+		case "model":
+			r.model = v
+		case "messages":
+			r.messages = v
+		case "tools":
+			r.tools = v
+		case "tool_choice":
+			r.toolChoice = v
+		case "parallel_tool_calls":
+			r.parallelToolCalls = v
+		case "stop":
+			r.stop = v
+		case "max_tokens":
+			r.maxTokens = v
+		case "max_completion_tokens":
+			r.maxCompletionTokens = v
+		case "temperature":
+			r.temperature = v
+		case "top_p":
+			r.topP = v
+		case "top_k":
+			r.topK = v
+		case "n":
+			r.n = v
+		case "seed":
+			r.seed = v
+		case "presence_penalty":
+			r.presencePenalty = v
+		case "frequency_penalty":
+			r.frequencyPenalty = v
+		case "user":
+			r.user = v
+		case "stream":
+			r.stream = v
+		case "response_format":
+			r.responseFormat = v
+		case "reasoning_effort":
+			r.reasoningEffort = v
+		case "thinking":
+			r.thinking = v
+		case "safety_settings":
+			r.safetySettings = v
+		case "keep_alive":
+			r.keepAlive = v
+		}
+		err = unsupported(k.Str, v)
+		return err == nil
+	})
+	return r, err
+}
+
+// maxTokensParam is the output limit the client set and its parameter name:
+// max_completion_tokens, the current name, wins over max_tokens.
+func (r *chatRequest) maxTokensParam() (string, gjson.Result) {
+	if r.maxCompletionTokens.Exists() {
+		return "max_completion_tokens", r.maxCompletionTokens
+	}
+	return "max_tokens", r.maxTokens
+}
+
+// appendModel appends the model as a JSON string: the deployment's, else
+// the client's as sent.
+func appendModel(out []byte, t *Target, r *chatRequest) ([]byte, error) {
+	switch {
+	case t.Model != "":
+		return appendJSONString(out, t.Model), nil
+	case r.model.Type == gjson.String && r.model.Str != "":
+		return append(out, r.model.Raw...), nil
+	}
+	return out, invalidf("model", "model is required")
+}
+
+// unsupportedParam rejects parameters a provider cannot honour whose silent
+// loss the client would notice (fewer choices, no logprobs, no bias).
+// Parameters without visible effect (user, stream_options,
+// parallel_tool_calls) and unknown ones are ignored.
+func unsupportedParam(key string, v gjson.Result, provider string) error {
+	switch key {
+	case "n":
+		if v.Int() > 1 {
+			return invalidf(key, "n > 1 is not supported by %s models", provider)
+		}
+	case "logprobs":
+		if v.Type == gjson.True {
+			return invalidf(key, "logprobs is not supported by %s models", provider)
+		}
+	case "top_logprobs", "audio":
+		return invalidf(key, "%s is not supported by %s models", key, provider)
+	case "logit_bias":
+		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
+			return invalidf(key, "logit_bias is not supported by %s models", provider)
+		}
+	}
+	return nil
+}
+
+// unsupportedPenalty rejects a non-zero presence or frequency penalty, for
+// providers that have none: the client would get unpenalised text.
+func unsupportedPenalty(key string, v gjson.Result, provider string) error {
+	if (key == "presence_penalty" || key == "frequency_penalty") && v.Float() != 0 {
+		return invalidf(key, "%s is not supported by %s models", key, provider)
+	}
+	return nil
+}
+
+// eachStop calls add with each stop sequence after checking that stop is a
+// string or an array of strings; add decides which ones a provider keeps.
+func eachStop(stop gjson.Result, add func(s gjson.Result)) error {
+	switch {
+	case !stop.Exists():
+	case stop.Type == gjson.String:
+		add(stop)
+	case stop.IsArray():
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = invalidf("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			add(s)
+			return true
+		})
+		return err
+	default:
+		return invalidf("stop", "stop must be a string or an array of strings")
+	}
+	return nil
+}
+
+// chatTool is one client tool definition, read in one scan of the tool and
+// one of its function.
+type chatTool struct {
+	index                                 int64
+	typ, function                         gjson.Result
+	name, description, parameters, strict gjson.Result
+	// cacheControl is the tool's, else its function's.
+	cacheControl gjson.Result
+}
+
+// read fills t from the tool object v.
+func (t *chatTool) read(v gjson.Result) {
+	var fnCache gjson.Result
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			t.typ = v
+		case "function":
+			t.function = v
+		case "cache_control":
+			t.cacheControl = v
+		}
+		return true
+	})
+	t.function.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "name":
+			t.name = v
+		case "description":
+			t.description = v
+		case "parameters":
+			t.parameters = v
+		case "strict":
+			t.strict = v
+		case "cache_control":
+			fnCache = v
+		}
+		return true
+	})
+	if !t.cacheControl.Exists() {
+		t.cacheControl = fnCache
+	}
+}
+
+// param names the tool in an error; built only then, as it allocates.
+func (t *chatTool) param(field string) string {
+	return fmt.Sprintf("tools[%d]%s", t.index, field)
+}
+
+// check accepts function tools with a name; the type may be left out.
+func (t *chatTool) check(provider string) error {
+	if t.typ.Str != "function" && t.typ.Str != "" {
+		return invalidf(t.param(".type"), "tool type %q is not supported by %s models", t.typ.Str, provider)
+	}
+	if t.name.Type != gjson.String || t.name.Str == "" {
+		return invalidf(t.param(".function.name"), "tools must have a function name")
+	}
+	return nil
+}
+
+// eachTool calls fn with each of the client's tools, read and checked;
+// fn writes it in the provider's shape. Absent tools are no tools.
+func eachTool(tools gjson.Result, provider string, fn func(t *chatTool) error) error {
+	if !tools.Exists() {
+		return nil
+	}
+	if !tools.IsArray() {
+		return invalidf("tools", "tools must be an array")
+	}
+	var err error
+	tools.ForEach(func(i, v gjson.Result) bool {
+		t := chatTool{index: i.Int()}
+		t.read(v)
+		if err = t.check(provider); err == nil {
+			err = fn(&t)
+		}
+		return err == nil
+	})
+	return err
+}
