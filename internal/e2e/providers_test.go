@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -13,6 +15,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
+	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/credentials"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
@@ -71,13 +74,35 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 		fakes[name] = fakes["groq"]
 	}
 
+	// Known prices on every deployment, so each request's cost is exact.
+	cfg = strings.ReplaceAll(cfg, "litellm_params: {", "litellm_params: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002, ")
 	rt, err := config.FromBytes([]byte(cfg), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, _ := rt.Routes.Deployment("d-vertex")
 	d.Credentials = staticToken("vertex-token")
-	extprocAddr := startExtProc(t, rt, extproc.Options{})
+	spend := accounting.NewRecorder(accounting.RecorderConfig{FlushInterval: 5 * time.Millisecond})
+	t.Cleanup(func() { spend.Close(context.Background()) })
+	extprocAddr := startExtProc(t, rt, extproc.Options{Spend: spend})
+	// recorded waits for the spend record of the newest request to a group
+	// and checks it against the usage the SDK received.
+	recorded := func(t *testing.T, group string, n int, u openai.CompletionUsage) {
+		t.Helper()
+		var recs []accounting.Record
+		for deadline := time.Now().Add(5 * time.Second); len(recs) < n && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			recs, _ = spend.Query(context.Background(), accounting.Filter{ModelGroup: group})
+		}
+		if len(recs) < n {
+			t.Fatalf("%d spend records for %s, want %d", len(recs), group, n)
+		}
+		r := recs[0] // newest first
+		want := float64(u.PromptTokens)*0.000001 + float64(u.CompletionTokens)*0.000002
+		if r.Usage.InputTokens != u.PromptTokens || r.Usage.OutputTokens != u.CompletionTokens || math.Abs(r.Cost-want) > 1e-12 || r.Estimated || r.Unpriced {
+			t.Errorf("record usage %+v cost %v estimated %v; SDK usage %d/%d, want cost %v",
+				r.Usage, r.Cost, r.Estimated, u.PromptTokens, u.CompletionTokens, want)
+		}
+	}
 	xdsAddr := startXDS(t, []byte(cfg))
 	sim := startSim(t, "../../examples/xds/envoy.yaml", map[string]string{"127.0.0.1:50051": extprocAddr, "127.0.0.1:18000": xdsAddr})
 	client := openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
@@ -97,6 +122,7 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			if cc.Usage.PromptTokens == 0 || cc.Usage.CompletionTokens == 0 {
 				t.Errorf("usage = %+v", cc.Usage)
 			}
+			recorded(t, params.Model, 1, cc.Usage)
 		})
 		t.Run(name+"/stream", func(t *testing.T) {
 			p := params
@@ -118,10 +144,33 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			if acc.Usage.CompletionTokens == 0 && name != "mistral" {
 				t.Errorf("stream usage = %+v", acc.Usage)
 			}
+			if name != "mistral" {
+				recorded(t, params.Model, 2, acc.Usage)
+			}
+		})
+		t.Run(name+"/cut", func(t *testing.T) {
+			// The provider drops the connection mid-stream, before any
+			// usage: the request is still metered, for what was delivered.
+			fakes[name].Enqueue(fakeprovider.Step{DropAfterEvents: 4})
+			p := userMessage("cut this stream somewhere in the middle please")
+			p.Model = params.Model
+			stream := client.Chat.Completions.NewStreaming(t.Context(), p)
+			for stream.Next() {
+			}
+			var recs []accounting.Record
+			for deadline := time.Now().Add(5 * time.Second); len(recs) < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				recs, _ = spend.Query(context.Background(), accounting.Filter{ModelGroup: params.Model})
+			}
+			if len(recs) < 3 {
+				t.Fatalf("no record for the cut stream")
+			}
+			if r := recs[0]; r.Usage.InputTokens == 0 || r.Usage.OutputTokens == 0 || r.Cost <= 0 {
+				t.Errorf("cut stream record: usage %+v cost %v estimated %v", r.Usage, r.Cost, r.Estimated)
+			}
 		})
 	}
-	if got := len(fakes["bedrock"].Requests()); got != 2 {
-		t.Errorf("bedrock fake saw %d signed requests, want 2", got)
+	if got := len(fakes["bedrock"].Requests()); got != 3 {
+		t.Errorf("bedrock fake saw %d signed requests, want 3", got)
 	}
 	if path := fakes["azure"].Requests()[0].Path; !strings.HasPrefix(path, "/openai/deployments/my-gpt4o/") {
 		t.Errorf("azure path %q", path)
