@@ -33,6 +33,10 @@ const (
 	// APICompletions is the legacy /v1/completions, served by
 	// OpenAI-format providers.
 	APICompletions API = "completions"
+	// APIEmbeddings is /v1/embeddings, served by OpenAI-format providers,
+	// Bedrock (Titan and Cohere Embed), Gemini, Vertex AI and Cohere (see
+	// NewEmbeddingsRequest).
+	APIEmbeddings API = "embeddings"
 )
 
 // Provider names the wire format a deployment speaks.
@@ -282,6 +286,8 @@ func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, err
 		return newMessagesRequest(p, t)
 	case APICompletions:
 		return NewCompletionsRequest(string(p), t)
+	case APIEmbeddings:
+		return NewEmbeddingsRequest(p, t)
 	case APIChatCompletions:
 		switch p {
 		case ProviderOpenAI:
@@ -312,6 +318,8 @@ func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTran
 	switch api {
 	case APIMessages:
 		return newMessagesResponse(p, o)
+	case APIEmbeddings:
+		return NewEmbeddingsResponse(p, o)
 	case APICompletions:
 		if p != ProviderOpenAI {
 			if _, ok := CompatDefaultBase(string(p)); !ok {
