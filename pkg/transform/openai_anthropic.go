@@ -534,8 +534,8 @@ func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 		return err
 	}
 	n := 0
-	err = eachTool(f.tools, "anthropic", func(t *chatTool) error {
-		err := b.tool(t, n)
+	err = eachTool(f.tools, "anthropic", func(t chatTool) error {
+		err := b.tool(&t, n)
 		n++
 		return err
 	})

@@ -42,14 +42,6 @@ var (
 // ToolNames implements ToolNameMapper.
 func (t *openAIToBedrockRequest) ToolNames() map[string]string { return t.names.toClient }
 
-// bedrockFields are the top-level chat completions fields the translation
-// reads, collected in one pass over the body.
-type bedrockFields struct {
-	model, messages, tools, toolChoice, stop        gjson.Result
-	maxTokens, maxCompletionTokens, temperature     gjson.Result
-	topP, responseFormat, stream, reasoning, thinks gjson.Result
-}
-
 // defaultBedrockThinkingOutput is the room left for the answer above the
 // thinking budget when the client gave no max_tokens: Anthropic requires
 // max_tokens to exceed the budget.
@@ -58,61 +50,13 @@ const defaultBedrockThinkingOutput = 4096
 // RequestBody implements RequestTranslator.
 func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error) {
 	t.names = bedrockToolNamer{}
-	if !gjson.ValidBytes(body) {
-		return RequestResult{}, invalidf("", "request body is not valid JSON")
-	}
-	// The gjson results are views of body and do not outlive the call.
-	doc := gjson.Parse(stringView(body))
-	if !doc.IsObject() {
-		return RequestResult{}, invalidf("", "request body must be a JSON object")
-	}
-	var f bedrockFields
-	var err error
-	doc.ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletionTokens = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "response_format":
-			f.responseFormat = v
-		case "stream":
-			f.stream = v
-		case "reasoning_effort":
-			f.reasoning = v
-		case "thinking":
-			f.thinks = v
-		default:
-			err = checkBedrockUnsupported(k.Str, v)
-		}
-		return err == nil
-	})
+	f, err := parseChatRequest(body, bedrockUnsupported)
 	if err != nil {
 		return RequestResult{}, err
 	}
-	model := t.target.Model
-	if model == "" {
-		if f.model.Type != gjson.String || f.model.Str == "" {
-			return RequestResult{}, invalidf("model", "model is required")
-		}
-		model = f.model.Str
+	model, err := modelName(&t.target, &f)
+	if err != nil {
+		return RequestResult{}, err
 	}
 	t.names.tools = f.tools
 	b := bedrockRequestBuilder{out: make([]byte, 0, len(body)+256), names: &t.names}
@@ -135,31 +79,13 @@ func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error)
 	}, nil
 }
 
-// checkBedrockUnsupported rejects parameters Converse cannot honour and
-// whose silent loss the client would notice. Parameters without visible
-// effect, and unknown ones, are ignored.
-func checkBedrockUnsupported(key string, v gjson.Result) error {
-	switch key {
-	case "n":
-		if v.Int() > 1 {
-			return invalidf(key, "n > 1 is not supported by bedrock models")
-		}
-	case "logprobs":
-		if v.Type == gjson.True {
-			return invalidf(key, "logprobs is not supported by bedrock models")
-		}
-	case "top_logprobs", "audio":
-		return invalidf(key, "%s is not supported by bedrock models", key)
-	case "logit_bias":
-		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
-			return invalidf(key, "logit_bias is not supported by bedrock models")
-		}
-	case "presence_penalty", "frequency_penalty":
-		if v.Float() != 0 {
-			return invalidf(key, "%s is not supported by bedrock models", key)
-		}
+// bedrockUnsupported rejects parameters Converse cannot honour and whose
+// silent loss the client would notice; Converse has no penalties either.
+func bedrockUnsupported(key string, v gjson.Result) error {
+	if err := unsupportedParam(key, v, "bedrock"); err != nil {
+		return err
 	}
-	return nil
+	return unsupportedPenalty(key, v, "bedrock")
 }
 
 // bedrockToolNamer gives client tool names the names Converse accepts and
@@ -222,7 +148,7 @@ type bedrockRequestBuilder struct {
 	docs   int
 }
 
-func (b *bedrockRequestBuilder) build(model string, t *Target, f *bedrockFields) error {
+func (b *bedrockRequestBuilder) build(model string, t *Target, f *chatRequest) error {
 	if !f.messages.IsArray() {
 		return invalidf("messages", "messages must be an array")
 	}
@@ -245,13 +171,13 @@ func (b *bedrockRequestBuilder) build(model string, t *Target, f *bedrockFields)
 	if err := b.inferenceConfig(t, f, budget); err != nil {
 		return err
 	}
-	if err := b.toolConfig(f, budget > 0 || f.thinks.IsObject()); err != nil {
+	if err := b.toolConfig(f, budget > 0 || f.thinking.IsObject()); err != nil {
 		return err
 	}
 	switch {
-	case f.thinks.IsObject():
+	case f.thinking.IsObject():
 		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":`...)
-		b.out = append(b.out, f.thinks.Raw...)
+		b.out = append(b.out, f.thinking.Raw...)
 		b.out = append(b.out, '}')
 	case budget > 0:
 		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":`...)
@@ -266,9 +192,9 @@ func (b *bedrockRequestBuilder) build(model string, t *Target, f *bedrockFields)
 // for, 0 for none. Only Anthropic models take Anthropic's thinking
 // parameter; dropping it silently elsewhere would hide the reasoning the
 // client asked for.
-func bedrockThinkingBudget(model string, f *bedrockFields) (int64, error) {
-	if f.thinks.Exists() {
-		if !f.thinks.IsObject() {
+func bedrockThinkingBudget(model string, f *chatRequest) (int64, error) {
+	if f.thinking.Exists() {
+		if !f.thinking.IsObject() {
 			return 0, invalidf("thinking", "thinking must be an object")
 		}
 		if !isAnthropicModel(model) {
@@ -276,11 +202,11 @@ func bedrockThinkingBudget(model string, f *bedrockFields) (int64, error) {
 		}
 		return 0, nil
 	}
-	if !f.reasoning.Exists() {
+	if !f.reasoningEffort.Exists() {
 		return 0, nil
 	}
 	var budget int64
-	switch f.reasoning.Str {
+	switch f.reasoningEffort.Str {
 	case "none":
 		return 0, nil
 	case "minimal", "low":
@@ -298,7 +224,7 @@ func bedrockThinkingBudget(model string, f *bedrockFields) (int64, error) {
 	return budget, nil
 }
 
-func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *bedrockFields, budget int64) error {
+func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budget int64) error {
 	n := 0
 	field := func(name string) {
 		if n == 0 {
@@ -312,18 +238,11 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *bedrockFields, bud
 		b.out = append(b.out, '"', ':')
 	}
 	var maxTokens int64
-	for _, m := range [...]struct {
-		name string
-		v    gjson.Result
-	}{{"max_completion_tokens", f.maxCompletionTokens}, {"max_tokens", f.maxTokens}} {
-		if !m.v.Exists() {
-			continue
+	if name, v := f.maxTokensParam(); v.Exists() {
+		if v.Type != gjson.Number || v.Int() < 1 || v.Num != float64(v.Int()) {
+			return invalidf(name, "%s must be a positive integer", name)
 		}
-		if m.v.Type != gjson.Number || m.v.Int() < 1 || m.v.Num != float64(m.v.Int()) {
-			return invalidf(m.name, "%s must be a positive integer", m.name)
-		}
-		maxTokens = m.v.Int()
-		break
+		maxTokens = v.Int()
 	}
 	if budget > 0 {
 		switch {
@@ -367,25 +286,8 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *bedrockFields, bud
 		stops++
 		b.out = append(b.out, s.Raw...)
 	}
-	switch stop := f.stop; {
-	case !stop.Exists():
-	case stop.Type == gjson.String:
-		addStop(stop)
-	case stop.IsArray():
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = invalidf("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			addStop(s)
-			return true
-		})
-		if err != nil {
-			return err
-		}
-	default:
-		return invalidf("stop", "stop must be a string or an array of strings")
+	if err := eachStop(f.stop, addStop); err != nil {
+		return err
 	}
 	if stops > 0 {
 		b.out = append(b.out, ']')
@@ -834,7 +736,7 @@ func (b *bedrockRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error
 
 // toolConfig writes the tools and the tool choice, adding the forced JSON
 // tool for response_format and placeholders for tools the history calls.
-func (b *bedrockRequestBuilder) toolConfig(f *bedrockFields, thinking bool) error {
+func (b *bedrockRequestBuilder) toolConfig(f *chatRequest, thinking bool) error {
 	jsonSchema, err := responseFormatSchema(f.responseFormat)
 	if err != nil {
 		return err
@@ -848,17 +750,9 @@ func (b *bedrockRequestBuilder) toolConfig(f *bedrockFields, thinking bool) erro
 		}
 		n++
 	}
-	if f.tools.Exists() {
-		if !f.tools.IsArray() {
-			return invalidf("tools", "tools must be an array")
-		}
-		f.tools.ForEach(func(i, tool gjson.Result) bool {
-			err = b.tool(i, tool, next)
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
+	err = eachTool(f.tools, "bedrock", func(t chatTool) error { return b.tool(&t, next) })
+	if err != nil {
+		return err
 	}
 	if jsonSchema != "" {
 		next()
@@ -906,61 +800,26 @@ func (b *bedrockRequestBuilder) toolConfig(f *bedrockFields, thinking bool) erro
 	return nil
 }
 
-func (b *bedrockRequestBuilder) tool(i, v gjson.Result, next func()) error {
-	param := fmt.Sprintf("tools[%d]", i.Int())
-	var typ, fn, cc gjson.Result
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			typ = v
-		case "function":
-			fn = v
-		case "cache_control":
-			cc = v
-		}
-		return true
-	})
-	if typ.Str != "function" && typ.Str != "" {
-		return invalidf(param+".type", "tool type %q is not supported by bedrock models", typ.Str)
-	}
-	var name, desc, params gjson.Result
-	fn.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "name":
-			name = v
-		case "description":
-			desc = v
-		case "parameters":
-			params = v
-		case "cache_control":
-			if !cc.Exists() {
-				cc = v
-			}
-		}
-		return true
-	})
-	if name.Type != gjson.String || name.Str == "" {
-		return invalidf(param+".function.name", "tools must have a non-empty function name")
-	}
-	if name.Str == jsonToolName {
-		return invalidf(param+".function.name", "tool name %q is reserved for response_format", jsonToolName)
+func (b *bedrockRequestBuilder) tool(t *chatTool, next func()) error {
+	if t.name.Str == jsonToolName {
+		return invalidf(t.param(".function.name"), "tool name %q is reserved for response_format", jsonToolName)
 	}
 	next()
 	b.out = append(b.out, `{"toolSpec":{"name":`...)
-	b.out = appendJSONString(b.out, b.names.name(name.Str))
+	b.out = appendJSONString(b.out, b.names.name(t.name.Str))
 	// Converse rejects an empty description.
-	if desc.Type == gjson.String && desc.Str != "" {
+	if t.description.Type == gjson.String && t.description.Str != "" {
 		b.out = append(b.out, `,"description":`...)
-		b.out = append(b.out, desc.Raw...)
+		b.out = append(b.out, t.description.Raw...)
 	}
 	b.out = append(b.out, `,"inputSchema":{"json":`...)
-	if params.IsObject() {
-		b.out = append(b.out, params.Raw...)
+	if t.parameters.IsObject() {
+		b.out = append(b.out, t.parameters.Raw...)
 	} else {
 		b.out = append(b.out, `{"type":"object","properties":{}}`...)
 	}
 	b.out = append(b.out, "}}}"...)
-	if cc.IsObject() {
+	if t.cacheControl.IsObject() {
 		next()
 		b.out = append(b.out, `{"cachePoint":{"type":"default"}}`...)
 	}

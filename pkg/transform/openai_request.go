@@ -112,6 +112,17 @@ func appendModel(out []byte, t *Target, r *chatRequest) ([]byte, error) {
 	return out, invalidf("model", "model is required")
 }
 
+// modelName is the deployment's model, else the client's.
+func modelName(t *Target, r *chatRequest) (string, error) {
+	if t.Model != "" {
+		return t.Model, nil
+	}
+	if r.model.Type != gjson.String || r.model.Str == "" {
+		return "", invalidf("model", "model is required")
+	}
+	return r.model.Str, nil
+}
+
 // unsupportedParam rejects parameters a provider cannot honour whose silent
 // loss the client would notice (fewer choices, no logprobs, no bias).
 // Parameters without visible effect (user, stream_options,
@@ -231,7 +242,7 @@ func (t *chatTool) check(provider string) error {
 
 // eachTool calls fn with each of the client's tools, read and checked;
 // fn writes it in the provider's shape. Absent tools are no tools.
-func eachTool(tools gjson.Result, provider string, fn func(t *chatTool) error) error {
+func eachTool(tools gjson.Result, provider string, fn func(t chatTool) error) error {
 	if !tools.Exists() {
 		return nil
 	}
@@ -243,7 +254,7 @@ func eachTool(tools gjson.Result, provider string, fn func(t *chatTool) error) e
 		t := chatTool{index: i.Int()}
 		t.read(v)
 		if err = t.check(provider); err == nil {
-			err = fn(&t)
+			err = fn(t)
 		}
 		return err == nil
 	})
