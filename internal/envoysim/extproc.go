@@ -321,6 +321,9 @@ type localReply struct {
 	// responses, routing and upstream failures, upstream-filter replies);
 	// they pass through the router-level filters' encode path.
 	fromRouter bool
+	// ignored marks a reply an upstream filter made but did not send (the
+	// pre-1.37 guard): the filter stays stopped and the attempt hangs.
+	ignored bool
 }
 
 // phase names the message a reply must answer.
@@ -534,7 +537,7 @@ func (f *extProcFilter) grpcFailure(err error) *localReply {
 		return nil
 	}
 	st := status.Convert(err)
-	return &localReply{status: f.cfg.statusOnError, details: fmt.Sprintf("ext_proc_error_gRPC_error_%d{%s}", st.Code(), st.Message())}
+	return f.sendImmediate(&localReply{status: f.cfg.statusOnError, details: fmt.Sprintf("ext_proc_error_gRPC_error_%d{%s}", st.Code(), st.Message())})
 }
 
 // recvFailure classifies a Recv error: a clean close means "continue
@@ -557,7 +560,7 @@ func (f *extProcFilter) spurious() *localReply {
 		f.disabled = true
 		return nil
 	}
-	return &localReply{status: f.cfg.statusOnError, details: "ext_proc_error_spurious_message"}
+	return f.sendImmediate(&localReply{status: f.cfg.statusOnError, details: "ext_proc_error_spurious_message"})
 }
 
 // timeout handles an expired message timer.
@@ -568,7 +571,7 @@ func (f *extProcFilter) timeout() *localReply {
 		f.disabled = true
 		return nil
 	}
-	return &localReply{status: 504, details: "ext_proc_error_per-message_timeout_exceeded"}
+	return f.sendImmediate(&localReply{status: 504, details: "ext_proc_error_per-message_timeout_exceeded"})
 }
 
 // invalid handles a reply Envoy cannot apply; failure_mode_allow does not
@@ -576,7 +579,7 @@ func (f *extProcFilter) timeout() *localReply {
 func (f *extProcFilter) invalid(err error) *localReply {
 	f.sim.log.Debug("ext_proc invalid reply", "error", err)
 	f.close()
-	return &localReply{status: f.cfg.statusOnError, details: "ext_proc_error_invalid_mutation"}
+	return f.sendImmediate(&localReply{status: f.cfg.statusOnError, details: "ext_proc_error_invalid_mutation"})
 }
 
 // immediate turns an ImmediateResponse into a local reply.
@@ -593,7 +596,19 @@ func (f *extProcFilter) immediate(ir *procv3.ImmediateResponse) *localReply {
 	if _, err := applyHeaderMutation(h, ir.GetHeaders(), f.cfg.checker, false); err != nil {
 		return f.invalid(err)
 	}
-	return &localReply{status: code, headers: h, body: ir.GetBody(), details: ir.GetDetails(), fromRouter: f.cfg.upstream}
+	return f.sendImmediate(&localReply{status: code, headers: h, body: ir.GetBody(), details: ir.GetDetails(), fromRouter: f.cfg.upstream})
+}
+
+// sendImmediate is Filter::sendImmediateResponse, which every reply above
+// goes through. Before 1.37 it returned early in an upstream filter, after
+// the caller had closed the stream and while the filter still held the
+// request or response: nothing resumes it (Envoy AI Gateway #840).
+func (f *extProcFilter) sendImmediate(lr *localReply) *localReply {
+	if f.cfg.upstream && f.sim.upstreamImmediateIgnored() {
+		f.sim.count("ext_proc.send_immediate_resp_upstream_ignored")
+		lr.ignored = true
+	}
+	return lr
 }
 
 // await waits for the reply to the outstanding message of phase p.
@@ -825,7 +840,7 @@ func (f *extProcFilter) onBufferedBody(ctx context.Context, dir direction, h *he
 	if cl, ok := h.get("content-length"); ok {
 		if n, err := strconv.Atoi(cl); err != nil || n != len(out) {
 			f.close()
-			return nil, &localReply{status: f.cfg.statusOnError, details: "mismatch_between_content_length_and_the_length_of_the_mutated_body"}
+			return nil, f.sendImmediate(&localReply{status: f.cfg.statusOnError, details: "mismatch_between_content_length_and_the_length_of_the_mutated_body"})
 		}
 	}
 	return out, nil

@@ -247,6 +247,9 @@ type simConfig struct {
 	// AttemptCountInResponse sets the virtual host's
 	// include_attempt_count_in_response.
 	AttemptCountInResponse bool
+	// UpstreamMessageTimeout is the upstream filter's message_timeout
+	// ("2s" when empty).
+	UpstreamMessageTimeout string
 }
 
 const bootstrapTmpl = `
@@ -350,7 +353,7 @@ static_resources:
           typed_config:
             "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
             grpc_service: {envoy_grpc: {cluster_name: extproc}, timeout: 30s}
-            message_timeout: 2s
+            message_timeout: {{.UpstreamMessageTimeout}}
             processing_mode: {{.UpstreamMode}}
             request_attributes: ["xds.upstream_host_metadata.filter_metadata['tollgate']['deployment']"]
             metadata_options:
@@ -404,6 +407,9 @@ func renderBootstrap(t *testing.T, cfg simConfig) *bootstrapv3.Bootstrap {
 	}
 	if cfg.UpstreamMode == "" {
 		cfg.UpstreamMode = upstreamModeDefault
+	}
+	if cfg.UpstreamMessageTimeout == "" {
+		cfg.UpstreamMessageTimeout = "2s"
 	}
 	if cfg.Endpoints == "" {
 		cfg.Endpoints = endpoints([]string{"dep-a"})

@@ -531,9 +531,17 @@ func (s *Sim) attempt(ctx context.Context, rq *request, cl *cluster, h *host, n 
 		return attemptResult{reset: r}
 	}
 	local := func(lr *localReply) attemptResult {
+		if lr.ignored {
+			// Pre-1.37 the filter never resumes: only the per-try or route
+			// timeout, or the client going away, ends the attempt.
+			<-actx.Done()
+		}
 		release()
-		if perTryFired.Load() {
+		switch {
+		case perTryFired.Load():
 			return attemptResult{reset: resetPerTryTimeout}
+		case lr.ignored:
+			return attemptResult{reset: resetRemote} // forward sees the route timeout or the client first
 		}
 		lr.fromRouter = true
 		return attemptResult{local: lr}
@@ -640,6 +648,10 @@ func (s *Sim) attempt(ctx context.Context, rq *request, cl *cluster, h *host, n 
 					_, err := pw.Write(b)
 					return err
 				})
+				if lr != nil && lr.ignored && err == nil {
+					<-actx.Done() // the body stalls until the route timeout or the client ends it
+					err = actx.Err()
+				}
 				if lr != nil && err == nil {
 					err = fmt.Errorf("upstream ext_proc failed mid-stream: %s", lr.details)
 				}

@@ -8,6 +8,22 @@
 // Configuration it does not emulate is rejected by New with an error naming
 // it, rather than silently ignored.
 //
+// # Envoy versions
+//
+// By default the stand-in behaves like the newest Envoy. Options.EnvoyVersion
+// selects an older release where behaviour changed; the switch below
+// applies before 1.37.0, the first release with the fix:
+//
+//   - Upstream ext_proc local replies (envoyproxy/envoy#41231). Every reply
+//     an upstream filter makes through Filter::sendImmediateResponse is
+//     dropped and counted as "ext_proc.send_immediate_resp_upstream_ignored":
+//     ImmediateResponse, and the error replies for gRPC errors, message
+//     timeouts, spurious messages and invalid mutations (Envoy AI Gateway
+//     #840). The attempt neither replies nor continues: it hangs until the
+//     per-try timeout (reset, retried as usual), the route timeout (504) or
+//     the client going away. From 1.37 such a reply is final and never
+//     retried.
+//
 // # Clusters over ADS
 //
 // With dynamic_resources.ads_config (api_type GRPC, transport V3, one
@@ -109,6 +125,10 @@ type Options struct {
 	Now func() time.Time
 	// BackoffDisabled turns retry backoff off, for fast tests.
 	BackoffDisabled bool
+	// EnvoyVersion is the Envoy release to emulate where behaviour
+	// changed, as "MAJOR.MINOR" or "MAJOR.MINOR.PATCH" (e.g. "1.36").
+	// Empty: the newest behaviour.
+	EnvoyVersion string
 }
 
 // Sim is a running stand-in. Its methods are safe for concurrent use.
@@ -121,6 +141,8 @@ type Sim struct {
 	hcm    []*extProcConfig // router-level ext_proc filters, in order
 
 	ads *adsClient // nil without dynamic_resources
+
+	version envoyVersion // Options.EnvoyVersion
 
 	mu       sync.Mutex
 	rnd      *rand.Rand
@@ -157,6 +179,10 @@ func New(b *bootstrapv3.Bootstrap, o Options) (*Sim, error) {
 		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
 	s.rnd = rand.New(src)
+	var err error
+	if s.version, err = parseEnvoyVersion(o.EnvoyVersion); err != nil {
+		return nil, fmt.Errorf("envoysim: %w", err)
+	}
 	if b.GetDynamicResources() != nil {
 		a, err := newADS(s, b)
 		if err != nil {
