@@ -40,85 +40,15 @@ func NewOpenAIToGeminiResponse(o ResponseOptions) ResponseTranslator {
 	return &openAIToGeminiResponse{opts: o}
 }
 
-// geminiFields are the top-level chat completions fields the translation
-// reads, collected in one pass over the body.
-type geminiFields struct {
-	model, messages, tools, toolChoice, stop, maxTokens, maxCompletionTokens gjson.Result
-	temperature, topP, topK, n, seed, presencePenalty, frequencyPenalty      gjson.Result
-	responseFormat, reasoningEffort, thinking, stream, safetySettings        gjson.Result
-}
-
 // RequestBody implements RequestTranslator.
 func (t *openAIToGeminiRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
-		return RequestResult{}, invalidf("", "request body is not valid JSON")
-	}
-	// Every gjson result below is a substring of this view of the body;
-	// none outlives the call (the output is a copy).
-	doc := gjson.Parse(stringView(body))
-	if !doc.IsObject() {
-		return RequestResult{}, invalidf("", "request body must be a JSON object")
-	}
-	var f geminiFields
-	var err error
-	doc.ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletionTokens = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "top_k":
-			f.topK = v
-		case "n":
-			f.n = v
-		case "seed":
-			f.seed = v
-		case "presence_penalty":
-			f.presencePenalty = v
-		case "frequency_penalty":
-			f.frequencyPenalty = v
-		case "response_format":
-			f.responseFormat = v
-		case "reasoning_effort":
-			f.reasoningEffort = v
-		case "thinking":
-			f.thinking = v
-		case "stream":
-			f.stream = v
-		case "safety_settings":
-			f.safetySettings = v
-		default:
-			err = checkGeminiUnsupported(k.Str, v)
-		}
-		return err == nil
-	})
+	f, err := parseChatRequest(body, geminiUnsupported)
 	if err != nil {
 		return RequestResult{}, err
 	}
-
-	model := t.target.Model
-	if model == "" {
-		if f.model.Type != gjson.String || f.model.Str == "" {
-			return RequestResult{}, invalidf("model", "model is required")
-		}
-		model = f.model.Str
+	model, err := modelName(&t.target, &f)
+	if err != nil {
+		return RequestResult{}, err
 	}
 	b := geminiRequestBuilder{out: make([]byte, 0, len(body)+256)}
 	if err := b.build(&f); err != nil {
@@ -183,23 +113,14 @@ func (t *openAIToGeminiRequest) path(model string, stream bool) string {
 	return base + "/models/" + model + method
 }
 
-// checkGeminiUnsupported rejects parameters Gemini cannot honour (or this
+// geminiUnsupported rejects parameters Gemini cannot honour (or this
 // translator cannot carry back) and whose silent loss the client would
-// notice. Unknown parameters are ignored.
-func checkGeminiUnsupported(key string, v gjson.Result) error {
-	switch key {
-	case "logprobs":
-		if v.Type == gjson.True {
-			return invalidf(key, "logprobs is not supported for gemini models")
-		}
-	case "top_logprobs", "audio":
-		return invalidf(key, "%s is not supported for gemini models", key)
-	case "logit_bias":
-		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
-			return invalidf(key, "logit_bias is not supported for gemini models")
-		}
+// notice. Gemini has n (candidateCount) and penalties.
+func geminiUnsupported(key string, v gjson.Result) error {
+	if key == "n" {
+		return nil
 	}
-	return nil
+	return unsupportedParam(key, v, "gemini")
 }
 
 // geminiRequestBuilder appends a generateContent body to out.
@@ -225,7 +146,7 @@ type systemMessage struct{ index, content gjson.Result }
 
 type toolCallName struct{ id, name string }
 
-func (b *geminiRequestBuilder) build(f *geminiFields) error {
+func (b *geminiRequestBuilder) build(f *chatRequest) error {
 	if !f.messages.IsArray() {
 		return invalidf("messages", "messages must be an array")
 	}
@@ -708,9 +629,19 @@ func (b *geminiRequestBuilder) toolResult(i gjson.Result, m *geminiMessage) erro
 // client sends them in Gemini's own shape ({"googleSearch": {}}).
 var geminiHostedTools = [...]string{"googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "enterpriseWebSearch"}
 
+// geminiHostedTool reports whether a typeless tool is one of Gemini's own.
+func geminiHostedTool(tool gjson.Result) bool {
+	for _, h := range geminiHostedTools {
+		if tool.Get(h).Exists() {
+			return true
+		}
+	}
+	return false
+}
+
 // tools writes tools as function declarations plus any hosted tools, and
 // tool_choice as toolConfig.
-func (b *geminiRequestBuilder) tools(f *geminiFields) error {
+func (b *geminiRequestBuilder) tools(f *chatRequest) error {
 	if !f.tools.Exists() {
 		return nil
 	}
@@ -720,36 +651,20 @@ func (b *geminiRequestBuilder) tools(f *geminiFields) error {
 	decls := 0
 	var hosted []gjson.Result
 	var err error
-	f.tools.ForEach(func(i, tool gjson.Result) bool {
-		param := fmt.Sprintf("tools[%d]", i.Int())
-		typ := tool.Get("type")
-		if !typ.Exists() {
-			for _, h := range geminiHostedTools {
-				if tool.Get(h).Exists() {
-					hosted = append(hosted, tool)
-					return true
-				}
-			}
+	f.tools.ForEach(func(i, v gjson.Result) bool {
+		t := chatTool{index: i.Int()}
+		t.read(v)
+		if !t.typ.Exists() && geminiHostedTool(v) {
+			hosted = append(hosted, v)
+			return true
 		}
-		if typ.Str != "function" && typ.Exists() {
-			err = invalidf(param+".type", "tool type %q is not supported for gemini models", typ.Str)
+		// Unlike the other providers, Gemini takes no tool whose type is
+		// present but empty.
+		if t.typ.Exists() && t.typ.Str != "function" {
+			err = invalidf(t.param(".type"), "tool type %q is not supported by gemini models", t.typ.Str)
 			return false
 		}
-		fn := tool.Get("function")
-		var name, desc, params gjson.Result
-		fn.ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "name":
-				name = v
-			case "description":
-				desc = v
-			case "parameters":
-				params = v
-			}
-			return true
-		})
-		if name.Type != gjson.String || name.Str == "" {
-			err = invalidf(param+".function.name", "tools must have a function name")
+		if err = t.check("gemini"); err != nil {
 			return false
 		}
 		if decls == 0 {
@@ -759,14 +674,14 @@ func (b *geminiRequestBuilder) tools(f *geminiFields) error {
 		}
 		decls++
 		b.out = append(b.out, `{"name":`...)
-		b.out = append(b.out, name.Raw...)
-		if desc.Type == gjson.String {
+		b.out = append(b.out, t.name.Raw...)
+		if t.description.Type == gjson.String {
 			b.out = append(b.out, `,"description":`...)
-			b.out = append(b.out, desc.Raw...)
+			b.out = append(b.out, t.description.Raw...)
 		}
-		if !geminiParamsEmpty(params) {
+		if !geminiParamsEmpty(t.parameters) {
 			b.out = append(b.out, `,"parameters":`...)
-			b.out = appendGeminiSchema(b.out, params, false)
+			b.out = appendGeminiSchema(b.out, t.parameters, false)
 		}
 		b.out = append(b.out, '}')
 		return true
@@ -839,7 +754,7 @@ func reasoningBudget(effort string) (int64, bool) {
 
 // generationConfig writes the sampling, length, format and thinking
 // parameters.
-func (b *geminiRequestBuilder) generationConfig(f *geminiFields) error {
+func (b *geminiRequestBuilder) generationConfig(f *chatRequest) error {
 	mark := len(b.out)
 	b.out = append(b.out, `,"generationConfig":{`...)
 	n := 0
@@ -853,19 +768,12 @@ func (b *geminiRequestBuilder) generationConfig(f *geminiFields) error {
 		b.out = append(b.out, '"', ':')
 	}
 
-	for _, m := range [...]struct {
-		name string
-		v    gjson.Result
-	}{{"max_completion_tokens", f.maxCompletionTokens}, {"max_tokens", f.maxTokens}} {
-		if !m.v.Exists() {
-			continue
-		}
-		if !isPositiveInt(m.v) {
-			return invalidf(m.name, "%s must be a positive integer", m.name)
+	if name, v := f.maxTokensParam(); v.Exists() {
+		if !isPositiveInt(v) {
+			return invalidf(name, "%s must be a positive integer", name)
 		}
 		key("maxOutputTokens")
-		b.out = append(b.out, m.v.Raw...)
-		break
+		b.out = append(b.out, v.Raw...)
 	}
 	for _, p := range [...]struct {
 		name, gemini string
@@ -939,25 +847,8 @@ func (b *geminiRequestBuilder) stop(stop gjson.Result, key func(string)) error {
 		n++
 		b.out = append(b.out, s.Raw...)
 	}
-	switch {
-	case !stop.Exists():
-	case stop.Type == gjson.String:
-		add(stop)
-	case stop.IsArray():
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = invalidf("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			add(s)
-			return true
-		})
-		if err != nil {
-			return err
-		}
-	default:
-		return invalidf("stop", "stop must be a string or an array of strings")
+	if err := eachStop(stop, add); err != nil {
+		return err
 	}
 	if n > 0 {
 		b.out = append(b.out, ']')
@@ -999,7 +890,7 @@ func (b *geminiRequestBuilder) responseFormat(rf gjson.Result, key func(string))
 // thinking writes reasoning_effort, or Anthropic-style thinking, as
 // thinkingConfig. Thoughts are asked for whenever thinking is on, so that
 // they reach the client as reasoning_content.
-func (b *geminiRequestBuilder) thinking(f *geminiFields, key func(string)) error {
+func (b *geminiRequestBuilder) thinking(f *chatRequest, key func(string)) error {
 	var budget int64
 	switch {
 	case f.reasoningEffort.Exists():
