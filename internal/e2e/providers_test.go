@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/anthropics/anthropic-sdk-go"
+	anthropicopt "github.com/anthropics/anthropic-sdk-go/option"
 	"math"
 	"strings"
 	"testing"
@@ -169,8 +171,41 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			}
 		})
 	}
-	if got := len(fakes["bedrock"].Requests()); got != 3 {
-		t.Errorf("bedrock fake saw %d signed requests, want 3", got)
+	// Anthropic's Messages API in front of every provider (Claude Code
+	// pointed at any deployment).
+	ac := anthropic.NewClient(anthropicopt.WithBaseURL(sim.URL()), anthropicopt.WithAPIKey(demoKey), anthropicopt.WithMaxRetries(0))
+	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "cohere", "ollama", "groq"} {
+		t.Run(name+"/messages", func(t *testing.T) {
+			mp := anthropic.MessageNewParams{Model: anthropic.Model("p-" + name), MaxTokens: 100,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("messages to " + name))}}
+			msg, err := ac.Messages.New(t.Context(), mp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msg.Content) != 1 || msg.Content[0].Text != "echo: messages to "+name || msg.Usage.OutputTokens == 0 {
+				t.Errorf("message = %+v", msg)
+			}
+			stream := ac.Messages.NewStreaming(t.Context(), mp)
+			var acc anthropic.Message
+			for stream.Next() {
+				if err := acc.Accumulate(stream.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if len(acc.Content) != 1 || acc.Content[0].Text != "echo: messages to "+name {
+				t.Errorf("streamed message = %+v", acc)
+			}
+		})
+	}
+
+	// The Bedrock fake verifies SigV4 and answers 403 to a bad signature.
+	for _, r := range fakes["bedrock"].Requests() {
+		if r.Status == 403 {
+			t.Errorf("bedrock refused a signature: %s %s", r.Method, r.Path)
+		}
 	}
 	if path := fakes["azure"].Requests()[0].Path; !strings.HasPrefix(path, "/openai/deployments/my-gpt4o/") {
 		t.Errorf("azure path %q", path)
