@@ -11,8 +11,8 @@
 // # Envoy versions
 //
 // By default the stand-in behaves like the newest Envoy. Options.EnvoyVersion
-// selects an older release where behaviour changed; the switch below
-// applies before 1.37.0, the first release with the fix:
+// selects an older release where behaviour changed; both switches below
+// apply before 1.37.0, the first release with the fix:
 //
 //   - Upstream ext_proc local replies (envoyproxy/envoy#41231). Every reply
 //     an upstream filter makes through Filter::sendImmediateResponse is
@@ -23,6 +23,13 @@
 //     per-try timeout (reset, retried as usual), the route timeout (504) or
 //     the client going away. From 1.37 such a reply is final and never
 //     retried.
+//   - Held upstream responses with retries (envoyproxy/envoy#41879). New
+//     rejects a cluster whose upstream ext_proc filter can hold response
+//     headers (response_header_mode SEND or DEFAULT, a response body mode,
+//     or a mode_override allowed to ask for one) when a route that can reach
+//     the cluster (by name or by cluster_header) retries, because that
+//     Envoy forwards a retried attempt's held response: a corrupt reply or
+//     a crash. A cluster from CDS is rejected the same way.
 //
 // # Clusters over ADS
 //
@@ -370,6 +377,9 @@ func (s *Sim) compileCluster(c *clusterv3.Cluster) (*cluster, error) {
 			epc, err := newExtProcConfig(pb, true)
 			if err != nil {
 				return nil, fmt.Errorf("upstream http filter %q: %w", f.GetName(), err)
+			}
+			if err := s.checkHeldResponseRetry(cl.name, f.GetName(), pb); err != nil {
+				return nil, err
 			}
 			cl.upstream = append(cl.upstream, epc)
 		}

@@ -158,6 +158,80 @@ func TestUpstreamGrpcError_PreFixSwallowedUntilTimeout(t *testing.T) {
 	}
 }
 
+// retryOnHeader retries on a marker header the upstream filter adds to a
+// held response, the shape #41879 broke.
+const retryOnHeader = `                  retry_policy:
+                    retry_on: retriable-headers
+                    retriable_headers: [{name: x-tollgate-retry, present_match: true}]
+                    retry_priority:
+                      name: envoy.retry_priorities.previous_priorities
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
+                        update_frequency: 1`
+
+func TestVersionSwitch_RejectsHeldUpstreamResponseWithRetriesBelow137(t *testing.T) {
+	for _, tt := range []struct {
+		name, mode, extra, retry, setting string // setting "": accepted
+	}{
+		{"headers SEND", "{request_body_mode: BUFFERED, response_header_mode: SEND}", "", retryOnHeader, "response_header_mode SEND"},
+		{"headers DEFAULT", "{request_body_mode: BUFFERED}", "", retryOnStatus, "response_header_mode DEFAULT (= SEND)"},
+		{"body BUFFERED", "{request_body_mode: BUFFERED, response_header_mode: SKIP, response_body_mode: BUFFERED}", "", retryOnStatus, "response_body_mode BUFFERED"},
+		{"body STREAMED", "{request_body_mode: BUFFERED, response_header_mode: SKIP, response_body_mode: STREAMED}", "", retryOnStatus, "response_body_mode STREAMED"},
+		{"mode override may send", upstreamModeDefault, "            allow_mode_override: true", retryOnStatus, "allow_mode_override"},
+		{"mode override limited to sending", upstreamModeDefault, "            allow_mode_override: true\n            allowed_override_modes: [{response_header_mode: SEND}]", retryOnStatus, "allowed_override_modes entry with response_header_mode SEND"},
+		{"nothing held", upstreamModeDefault, "", retryOnStatus, ""},
+		{"mode override limited to skipping", upstreamModeDefault, "            allow_mode_override: true\n            allowed_override_modes: [{response_header_mode: SKIP}]", retryOnStatus, ""},
+		{"no retry policy", "{request_body_mode: BUFFERED, response_header_mode: SEND}", "", "", ""},
+		{"zero retries", "{request_body_mode: BUFFERED, response_header_mode: SEND}", "", "                  retry_policy: {retry_on: 5xx, num_retries: 0}", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := renderBootstrap(t, simConfig{UpstreamMode: tt.mode, UpstreamExtra: tt.extra, RouteExtra: tt.retry})
+			sim, err := New(b, Options{ListenAddr: "127.0.0.1:0", EnvoyVersion: "1.36"})
+			if tt.setting == "" {
+				if err != nil {
+					t.Fatalf("rejected a safe config: %v", err)
+				}
+				_ = sim.Close()
+				return
+			}
+			if err == nil {
+				_ = sim.Close()
+				t.Fatal("accepted a held upstream response with retries on 1.36")
+			}
+			for _, want := range []string{`cluster "tollgate_pool_a"`, tt.setting, "envoyproxy/envoy#41879", "Envoy 1.36"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionSwitch_AcceptsSameConfigFrom137(t *testing.T) {
+	for _, v := range []string{"1.37", "1.37.0", "1.38.1", ""} {
+		t.Run("version "+v, func(t *testing.T) {
+			bad := startUpstream(t, nil) // 200, but the filter marks it for retry
+			good := startUpstream(t, nil)
+			proc := startExtProc(t, func(st *fakeStream, req *procv3.ProcessingRequest) ([]*procv3.ProcessingResponse, error) {
+				if st.upstream && req.GetResponseHeaders() != nil && deploymentOf(st) == "dep-a" {
+					return one(reply(req, &procv3.CommonResponse{HeaderMutation: setHeaders("x-tollgate-retry", "1")}))
+				}
+				return defaultHandler("tollgate_pool_a")(st, req)
+			})
+			cfg := simConfig{
+				UpstreamMode: "{request_body_mode: BUFFERED, response_header_mode: SEND}",
+				RouteExtra:   retryOnHeader,
+				Endpoints:    endpoints([]string{"dep-a"}, []string{"dep-b"}),
+			}
+			e := startSim(t, cfg, proc, []string{bad.addr(), good.addr()}, withVersion(v))
+			code, h, _ := e.post(t, "/v1/chat/completions", `{}`)
+			if code != 200 || h.Get("x-tollgate-retry") != "" || len(good.requests()) != 1 {
+				t.Fatalf("got %d marker %q, fallback hits %d: want the retried response discarded", code, h.Get("x-tollgate-retry"), len(good.requests()))
+			}
+		})
+	}
+}
+
 func TestOptions_BadEnvoyVersion(t *testing.T) {
 	b := renderBootstrap(t, simConfig{})
 	for _, v := range []string{"1", "1.x", "v1.37", "2.0", "0.37", "1.37.0.1", "1.-3", " 1.37", "1.037", "1..37", "latest"} {
