@@ -37,65 +37,9 @@ type cohereRequest struct {
 
 var _ RequestTranslator = (*cohereRequest)(nil)
 
-// cohereFields are the top-level fields the translation reads, collected in
-// one pass over the body.
-type cohereFields struct {
-	model, messages, tools, toolChoice, stop, maxTokens, maxCompletionTokens gjson.Result
-	temperature, topP, topK, seed, frequencyPenalty, presencePenalty         gjson.Result
-	responseFormat, stream                                                   gjson.Result
-}
-
 // RequestBody implements RequestTranslator.
 func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
-		return RequestResult{}, invalidf("", "request body is not valid JSON")
-	}
-	doc := gjson.Parse(stringView(body))
-	if !doc.IsObject() {
-		return RequestResult{}, invalidf("", "request body must be a JSON object")
-	}
-	var f cohereFields
-	var err error
-	doc.ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletionTokens = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "top_k":
-			f.topK = v
-		case "seed":
-			f.seed = v
-		case "frequency_penalty":
-			f.frequencyPenalty = v
-		case "presence_penalty":
-			f.presencePenalty = v
-		case "response_format":
-			f.responseFormat = v
-		case "stream":
-			f.stream = v
-		default:
-			err = unsupportedParam(k.Str, v, "cohere")
-		}
-		return err == nil
-	})
+	f, err := parseChatRequest(body, cohereUnsupported)
 	if err != nil {
 		return RequestResult{}, err
 	}
@@ -118,20 +62,21 @@ func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 	return res, nil
 }
 
+// cohereUnsupported rejects parameters Cohere cannot honour.
+func cohereUnsupported(key string, v gjson.Result) error {
+	return unsupportedParam(key, v, "cohere")
+}
+
 // cohereRequestBuilder appends a Cohere v2 chat request to out.
 type cohereRequestBuilder struct {
 	out []byte
 }
 
-func (b *cohereRequestBuilder) build(t *Target, f *cohereFields) error {
+func (b *cohereRequestBuilder) build(t *Target, f *chatRequest) error {
+	var err error
 	b.out = append(b.out, `{"model":`...)
-	switch {
-	case t.Model != "":
-		b.out = appendJSONString(b.out, t.Model)
-	case f.model.Type == gjson.String && f.model.Str != "":
-		b.out = append(b.out, f.model.Raw...)
-	default:
-		return invalidf("model", "model is required")
+	if b.out, err = appendModel(b.out, t, f); err != nil {
+		return err
 	}
 	if !f.messages.IsArray() {
 		return invalidf("messages", "messages must be an array")
@@ -142,11 +87,7 @@ func (b *cohereRequestBuilder) build(t *Target, f *cohereFields) error {
 	if err := b.tools(f.tools, f.toolChoice); err != nil {
 		return err
 	}
-	maxTokens := f.maxCompletionTokens
-	param := "max_completion_tokens"
-	if !maxTokens.Exists() {
-		maxTokens, param = f.maxTokens, "max_tokens"
-	}
+	param, maxTokens := f.maxTokensParam()
 	for _, p := range [...]struct {
 		name, to string
 		v        gjson.Result
@@ -399,29 +340,11 @@ func (b *cohereRequestBuilder) tools(tools, choice gjson.Result) error {
 	default:
 		return invalidf("tool_choice", `tool_choice must be "auto", "required", "none" or {"type":"function","function":{"name":...}}`)
 	}
-	if !tools.Exists() {
-		return nil
-	}
-	if !tools.IsArray() {
-		return invalidf("tools", "tools must be an array")
-	}
 	n := 0
 	strict := false
-	var err error
-	tools.ForEach(func(i, tool gjson.Result) bool {
-		param := fmt.Sprintf("tools[%d]", i.Int())
-		if typ := tool.Get("type").Str; typ != "function" && typ != "" {
-			err = invalidf(param+".type", "tool type %q is not supported by cohere models", typ)
-			return false
-		}
-		fn := tool.Get("function")
-		name := fn.Get("name")
-		if name.Type != gjson.String || name.Str == "" {
-			err = invalidf(param+".function.name", "tools must have a function name")
-			return false
-		}
-		if only != "" && name.Str != only {
-			return true
+	err := eachTool(tools, "cohere", func(t chatTool) error {
+		if only != "" && t.name.Str != only {
+			return nil
 		}
 		if n == 0 {
 			b.out = append(b.out, `,"tools":[`...)
@@ -430,20 +353,20 @@ func (b *cohereRequestBuilder) tools(tools, choice gjson.Result) error {
 		}
 		n++
 		b.out = append(b.out, `{"type":"function","function":{"name":`...)
-		b.out = append(b.out, name.Raw...)
-		if d := fn.Get("description"); d.Type == gjson.String {
+		b.out = append(b.out, t.name.Raw...)
+		if t.description.Type == gjson.String {
 			b.out = append(b.out, `,"description":`...)
-			b.out = append(b.out, d.Raw...)
+			b.out = append(b.out, t.description.Raw...)
 		}
 		b.out = append(b.out, `,"parameters":`...)
-		if p := fn.Get("parameters"); p.IsObject() {
-			b.out = append(b.out, p.Raw...)
+		if t.parameters.IsObject() {
+			b.out = append(b.out, t.parameters.Raw...)
 		} else {
 			b.out = append(b.out, `{"type":"object","properties":{}}`...)
 		}
 		b.out = append(b.out, "}}"...)
-		strict = strict || fn.Get("strict").Type == gjson.True
-		return true
+		strict = strict || t.strict.Type == gjson.True
+		return nil
 	})
 	if err != nil {
 		return err
@@ -467,26 +390,17 @@ func (b *cohereRequestBuilder) tools(tools, choice gjson.Result) error {
 
 // stop writes stop as stop_sequences, which must be an array.
 func (b *cohereRequestBuilder) stop(stop gjson.Result) error {
-	switch {
-	case !stop.Exists():
-	case stop.Type == gjson.String:
-		b.out = append(b.out, `,"stop_sequences":[`...)
+	if err := eachStop(stop, func(gjson.Result) {}); err != nil || !stop.Exists() {
+		return err
+	}
+	b.out = append(b.out, `,"stop_sequences":`...)
+	if stop.Type == gjson.String {
+		b.out = append(b.out, '[')
 		b.out = append(b.out, stop.Raw...)
 		b.out = append(b.out, ']')
-	case stop.IsArray():
-		ok := true
-		stop.ForEach(func(_, s gjson.Result) bool {
-			ok = s.Type == gjson.String
-			return ok
-		})
-		if !ok {
-			return invalidf("stop", "stop must be a string or an array of strings")
-		}
-		b.out = append(b.out, `,"stop_sequences":`...)
-		b.out = append(b.out, stop.Raw...)
-	default:
-		return invalidf("stop", "stop must be a string or an array of strings")
+		return nil
 	}
+	b.out = append(b.out, stop.Raw...)
 	return nil
 }
 
