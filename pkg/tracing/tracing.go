@@ -136,7 +136,10 @@ func (t *Tracer) Start(traceparent, tracestate string, start time.Time) *Span {
 		ctx = propagation.TraceContext{}.Extract(ctx, incoming{traceparent: traceparent, tracestate: tracestate})
 	}
 	_, sp := t.tracer.Start(ctx, startName, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
-	return &Span{span: sp, recording: sp.IsRecording()}
+	if !sp.IsRecording() {
+		return &Span{span: sp}
+	}
+	return &Span{span: sp, recording: true, attrs: make([]attribute.KeyValue, 0, maxAttrs)}
 }
 
 // incoming carries a request's trace context headers to the propagator.
@@ -166,7 +169,14 @@ var _ propagation.TextMapCarrier = incoming{}
 type Span struct {
 	span      trace.Span
 	recording bool
+	// attrs are handed to the span in one call at End: the SDK grows its
+	// attribute slice on every call, and nothing reads them before End.
+	attrs []attribute.KeyValue
 }
+
+// maxAttrs is the most attributes a span gets from SetRequest, SetResponse
+// and End.
+const maxAttrs = 24
 
 // Request is what the gateway knows once it has read the request body.
 type Request struct {
@@ -185,7 +195,7 @@ type Request struct {
 }
 
 // SetRequest names the span "{operation} {model group}" and records the
-// request's attributes.
+// request's attributes; a later call's values win.
 func (s *Span) SetRequest(r Request) {
 	if s == nil || !s.recording {
 		return
@@ -197,7 +207,7 @@ func (s *Span) SetRequest(r Request) {
 	if name != "" {
 		s.span.SetName(name)
 	}
-	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs := s.attrs
 	if r.Operation != "" {
 		attrs = append(attrs, semconv.GenAIOperationNameKey.String(r.Operation))
 	}
@@ -208,7 +218,7 @@ func (s *Span) SetRequest(r Request) {
 	if r.KeyID != "" {
 		attrs = append(attrs, attrKeyID.String(r.KeyID))
 	}
-	s.span.SetAttributes(attrs...)
+	s.attrs = attrs
 }
 
 // Response is what the gateway knows about the provider's answer.
@@ -241,12 +251,13 @@ type Response struct {
 	TimeToFirstToken time.Duration
 }
 
-// SetResponse records the answer's attributes.
+// SetResponse records the answer's attributes; a later call's values win
+// (a stream's usage can be recorded when it ends).
 func (s *Span) SetResponse(r Response) {
 	if s == nil || !s.recording {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs := s.attrs
 	model := r.Model
 	if d := r.Deployment; d != nil {
 		attrs = append(attrs, semconv.GenAIProviderNameKey.String(providerName(d.Provider)), attrDeployment.String(d.ID))
@@ -291,7 +302,7 @@ func (s *Span) SetResponse(r Response) {
 	if r.TimeToFirstToken > 0 {
 		attrs = append(attrs, semconv.GenAIResponseTimeToFirstChunk(r.TimeToFirstToken.Seconds()))
 	}
-	s.span.SetAttributes(attrs...)
+	s.attrs = attrs
 }
 
 // serverOf is the provider's host and port: the host as Envoy sends it,
@@ -391,7 +402,7 @@ func (s *Span) End(end time.Time, o Outcome) {
 	}
 	if s.recording {
 		if o.Status != 0 {
-			s.span.SetAttributes(semconv.HTTPResponseStatusCode(o.Status))
+			s.attrs = append(s.attrs, semconv.HTTPResponseStatusCode(o.Status))
 		}
 		errType := o.ErrorType
 		if errType == "" && o.Status >= 400 {
@@ -401,10 +412,11 @@ func (s *Span) End(end time.Time, o Outcome) {
 			errType = errorTypeAborted
 		}
 		if errType != "" {
-			s.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+			s.attrs = append(s.attrs, semconv.ErrorTypeKey.String(errType))
 			s.span.SetStatus(codes.Error, errType)
 		}
-		s.recording = false
+		s.span.SetAttributes(s.attrs...)
+		s.recording, s.attrs = false, nil
 	}
 	s.span.End(trace.WithTimestamp(end))
 }
