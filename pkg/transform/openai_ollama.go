@@ -43,67 +43,9 @@ type ollamaRequest struct {
 
 var _ RequestTranslator = (*ollamaRequest)(nil)
 
-// ollamaFields are the top-level fields the translation reads, collected in
-// one pass over the body.
-type ollamaFields struct {
-	model, messages, tools, stop, maxTokens, maxCompletionTokens, temperature gjson.Result
-	topP, topK, seed, frequencyPenalty, presencePenalty, responseFormat       gjson.Result
-	stream, reasoningEffort, keepAlive                                        gjson.Result
-}
-
 // RequestBody implements RequestTranslator.
 func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
-		return RequestResult{}, invalidf("", "request body is not valid JSON")
-	}
-	doc := gjson.Parse(stringView(body))
-	if !doc.IsObject() {
-		return RequestResult{}, invalidf("", "request body must be a JSON object")
-	}
-	var f ollamaFields
-	var err error
-	doc.ForEach(func(k, v gjson.Result) bool {
-		if v.Type == gjson.Null {
-			return true
-		}
-		switch k.Str {
-		case "model":
-			f.model = v
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletionTokens = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "top_k":
-			f.topK = v
-		case "seed":
-			f.seed = v
-		case "frequency_penalty":
-			f.frequencyPenalty = v
-		case "presence_penalty":
-			f.presencePenalty = v
-		case "response_format":
-			f.responseFormat = v
-		case "stream":
-			f.stream = v
-		case "reasoning_effort":
-			f.reasoningEffort = v
-		case "keep_alive":
-			f.keepAlive = v
-		default:
-			err = unsupportedParam(k.Str, v, "ollama")
-		}
-		return err == nil
-	})
+	f, err := parseChatRequest(body, ollamaUnsupported)
 	if err != nil {
 		return RequestResult{}, err
 	}
@@ -126,20 +68,21 @@ func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
 	return res, nil
 }
 
+// ollamaUnsupported rejects parameters Ollama cannot honour.
+func ollamaUnsupported(key string, v gjson.Result) error {
+	return unsupportedParam(key, v, "ollama")
+}
+
 // ollamaRequestBuilder appends an Ollama chat request to out.
 type ollamaRequestBuilder struct {
 	out []byte
 }
 
-func (b *ollamaRequestBuilder) build(t *Target, f *ollamaFields) error {
+func (b *ollamaRequestBuilder) build(t *Target, f *chatRequest) error {
+	var err error
 	b.out = append(b.out, `{"model":`...)
-	switch {
-	case t.Model != "":
-		b.out = appendJSONString(b.out, t.Model)
-	case f.model.Type == gjson.String && f.model.Str != "":
-		b.out = append(b.out, f.model.Raw...)
-	default:
-		return invalidf("model", "model is required")
+	if b.out, err = appendModel(b.out, t, f); err != nil {
+		return err
 	}
 	if !f.messages.IsArray() {
 		return invalidf("messages", "messages must be an array")
@@ -371,11 +314,8 @@ func (b *ollamaRequestBuilder) toolCalls(i, calls gjson.Result) error {
 // options writes the sampling parameters Ollama takes under options
 // (https://github.com/ollama/ollama/blob/main/docs/modelfile.md#valid-parameters-and-values);
 // frequency_penalty becomes repeat_penalty, as in LiteLLM.
-func (b *ollamaRequestBuilder) options(f *ollamaFields) error {
-	maxTokens, param := f.maxCompletionTokens, "max_completion_tokens"
-	if !maxTokens.Exists() {
-		maxTokens, param = f.maxTokens, "max_tokens"
-	}
+func (b *ollamaRequestBuilder) options(f *chatRequest) error {
+	param, maxTokens := f.maxTokensParam()
 	n := 0
 	for _, p := range [...]struct {
 		name, to string
@@ -456,7 +396,7 @@ func (b *ollamaRequestBuilder) format(rf gjson.Result) error {
 
 // think writes reasoning_effort as think: gpt-oss models take the effort
 // level, others a boolean (LiteLLM's mapping).
-func (b *ollamaRequestBuilder) think(f *ollamaFields) error {
+func (b *ollamaRequestBuilder) think(f *chatRequest) error {
 	e := f.reasoningEffort
 	if !e.Exists() {
 		return nil
