@@ -15,6 +15,7 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Tracer, error) {
 	}
 	exp, err := otlptracegrpc.New(ctx, opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tracing: create otlp exporter: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
