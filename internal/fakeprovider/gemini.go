@@ -104,6 +104,9 @@ func (*geminiAPI) handles(path string) bool {
 }
 
 func (*geminiAPI) forRequest(u *url.URL) provider {
+	if r, _, ok := parseGeminiEmbedRoute(u.Path); ok {
+		return &geminiAPI{route: r}
+	}
 	return &geminiAPI{route: parseGeminiRoute(u)}
 }
 

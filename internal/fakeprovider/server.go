@@ -260,7 +260,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.fail(s.prov.canonicalError(http.StatusBadRequest))
 		return
 	}
-	if !s.prov.handles(r.URL.Path) {
+	if !s.prov.handles(r.URL.Path) && !servesEmbeddings(s.prov, r.URL.Path) {
 		ex.fail(s.prov.notFound(r.Method, r.URL.Path))
 		return
 	}
@@ -304,6 +304,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := prov.authenticate(r.Header, s.cfg.apiKey); e != nil {
 		ex.fail(e)
+		return
+	}
+	if em, ok := prov.(embedder); ok && em.embedsPath(r.URL.Path) {
+		s.serveEmbeddings(ex, prov, em, r.URL.Path, body)
 		return
 	}
 	c, e := prov.parse(r.Header, body)

@@ -419,7 +419,7 @@ func TestServer_Routes(t *testing.T) {
 		wantCode int
 		wantBody string
 	}{
-		{"openai unknown path", fakeprovider.OpenAI, http.MethodPost, "/v1/embeddings", 404, `{"error":{"message":"Invalid URL (POST /v1/embeddings)","type":"invalid_request_error","param":null,"code":null}}`},
+		{"openai unknown path", fakeprovider.OpenAI, http.MethodPost, "/v1/moderations", 404, `{"error":{"message":"Invalid URL (POST /v1/moderations)","type":"invalid_request_error","param":null,"code":null}}`},
 		{"openai wrong method", fakeprovider.OpenAI, http.MethodGet, "/v1/chat/completions", 405, `{"error":{"message":"Invalid method for URL (GET /v1/chat/completions)","type":"invalid_request_error","param":null,"code":null}}`},
 		{"anthropic unknown path", fakeprovider.Anthropic, http.MethodPost, "/v1/complete", 404, `{"type":"error","error":{"type":"not_found_error","message":"Not Found"}}`},
 		{"anthropic wrong method", fakeprovider.Anthropic, http.MethodGet, "/v1/messages", 405, `{"type":"error","error":{"type":"invalid_request_error","message":"Method GET not allowed"}}`},
