@@ -43,6 +43,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/extproc"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
+	"github.com/tollgate-gw/tollgate/pkg/tracing"
 )
 
 func main() {
@@ -114,8 +115,15 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		return err
 	}
 
+	var tracer *tracing.Tracer
+	if rt.Tracing.Endpoint != "" {
+		if tracer, err = tracing.New(ctx, rt.Tracing); err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+	}
+
 	srv := extproc.New(rt, extproc.Options{Logger: log, LogBodies: rt.Server.LogBodies, Metrics: metrics, Spend: spend,
-		Auth: pol.auth, Limiter: pol.limiter})
+		Auth: pol.auth, Limiter: pol.limiter, Tracer: tracer})
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
 	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
@@ -193,6 +201,9 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		}
 		if ferr := pol.close(flushCtx); ferr != nil {
 			log.Error("budget updates lost at shutdown", slog.Any("error", ferr))
+		}
+		if ferr := tracer.Shutdown(flushCtx); ferr != nil {
+			log.Error("spans lost at shutdown", slog.Any("error", ferr))
 		}
 		return err
 	}

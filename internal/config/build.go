@@ -11,6 +11,7 @@ import (
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
 	"github.com/tollgate-gw/tollgate/pkg/routing"
+	"github.com/tollgate-gw/tollgate/pkg/tracing"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -33,6 +34,9 @@ type Runtime struct {
 	// GroupLimits are the model groups' limits by group name.
 	GroupLimits map[string]policy.Limits
 	Policy      Policy
+	// Tracing is the tracer's configuration; Endpoint "" means off. Read
+	// once at start.
+	Tracing tracing.Config
 }
 
 // LabelBounds are the metric label values this config can produce.
@@ -225,7 +229,11 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Runtime{Server: f.Server, Routes: routes, Keys: keys, Prices: prices,
+	var tc tracing.Config
+	if f.Tracing.OTLPEndpoint != "" {
+		tc, _ = f.Tracing.config(env) // validated above
+	}
+	return &Runtime{Tracing: tc, Server: f.Server, Routes: routes, Keys: keys, Prices: prices,
 		Accounting: f.Accounting, Redis: f.Redis, RedisPassword: redisPassword,
 		MasterKey: masterKey, GroupLimits: groupLimits, Policy: f.Policy}, nil
 }

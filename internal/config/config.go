@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate-gw/tollgate/pkg/policy"
+	"github.com/tollgate-gw/tollgate/pkg/tracing"
 )
 
 // File is the config file as written.
@@ -43,6 +44,27 @@ type File struct {
 	Redis Redis `yaml:"redis"`
 	// Policy tunes keys and limits.
 	Policy Policy `yaml:"policy"`
+	// Tracing exports one OpenTelemetry span per request; absent or
+	// without otlp_endpoint, tracing is off.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Tracing configures the OTLP/gRPC span exporter.
+type Tracing struct {
+	// OTLPEndpoint is the collector's host:port; empty turns tracing off.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// Insecure sends spans without TLS.
+	Insecure bool `yaml:"insecure"`
+	// Headers are sent with every export (e.g. an authorization token);
+	// values may be secret references.
+	Headers map[string]string `yaml:"headers"`
+	// ServiceName is the resource's service.name; default tollgate.
+	ServiceName string `yaml:"service_name"`
+	// SampleRatio is the share of requests traced when the client sent no
+	// sampled trace context; default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// Timeout bounds one export; default 10s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Policy tunes virtual keys and limits.
@@ -412,6 +434,11 @@ func (f *File) validate(env func(string) (string, bool)) error {
 			add("router_settings.model_group_limits."+group, "limits must not be negative")
 		}
 	}
+	if f.Tracing.OTLPEndpoint != "" {
+		if _, err := f.Tracing.config(env); err != nil {
+			add("tracing", "%v", err)
+		}
+	}
 	if len(f.Keys) == 0 && f.GeneralSettings.MasterKey == "" {
 		add("keys", "at least one key (or general_settings.master_key) is required: every request must authenticate")
 	}
@@ -496,4 +523,24 @@ func (k KeyEntry) budget() (policy.Budget, error) {
 		}
 	}
 	return policy.Budget{Max: k.MaxBudget, Soft: k.SoftBudget, Duration: d}, nil
+}
+
+// config is the tracer's configuration, secrets resolved.
+func (t Tracing) config(env func(string) (string, bool)) (tracing.Config, error) {
+	c := tracing.Config{Endpoint: t.OTLPEndpoint, Insecure: t.Insecure, ServiceName: t.ServiceName,
+		SampleRatio: 1, Timeout: time.Duration(t.Timeout)}
+	if t.SampleRatio != nil {
+		c.SampleRatio = *t.SampleRatio
+	}
+	if len(t.Headers) > 0 {
+		c.Headers = make(map[string]string, len(t.Headers))
+		for k, ref := range t.Headers {
+			v, err := resolveSecret(ref, env)
+			if err != nil {
+				return c, fmt.Errorf("headers.%s: %w", k, err)
+			}
+			c.Headers[k] = v
+		}
+	}
+	return c, c.Validate()
 }

@@ -135,6 +135,8 @@ func TestBuild_Rejects(t *testing.T) {
 		{"bad failure mode", okModel + okKey + "policy: {on_redis_failure: ignore}", "policy.on_redis_failure"},
 		{"limits for unknown group", okModel + okKey + "router_settings: {model_group_limits: {nope: {rpm_limit: 1}}}", "model_group_limits: unknown model"},
 		{"negative group limit", okModel + okKey + "router_settings: {model_group_limits: {m: {rpm_limit: -1}}}", "model_group_limits.m"},
+		{"tracing bad endpoint", okModel + okKey + "tracing: {otlp_endpoint: 'http://collector:4317'}", "tracing"},
+		{"tracing bad ratio", okModel + okKey + "tracing: {otlp_endpoint: 'collector:4317', sample_ratio: 1.5}", "sample_ratio"},
 		{"negative price", "model_list: [{model_name: m, litellm_params: {model: openai/x, input_cost_per_token: -0.1}}]\n" + okKey, "model_list[0].litellm_params.input_cost_per_token"},
 		{"missing prices file", okModel + okKey + "accounting: {prices_file: /nonexistent/prices.json}", "accounting.prices_file"},
 		{"bad prices file", okModel + okKey + "accounting: {prices_file: " + badPrices + "}", "accounting"},

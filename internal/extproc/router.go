@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
 	"github.com/tollgate-gw/tollgate/pkg/routing"
+	"github.com/tollgate-gw/tollgate/pkg/tracing"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -35,6 +36,7 @@ type routerStream struct {
 	start time.Time
 
 	requestID    string
+	span         *tracing.Span
 	key          *policy.Key
 	admission    *policy.Admission
 	api          transform.API
@@ -116,6 +118,9 @@ func (r *routerStream) requestHeaders(ctx context.Context, h *extprocv3.HttpHead
 		return nil, errMethod(method, path, ep.method)
 	}
 	models := ep.api == ""
+	if !models {
+		r.span = r.srv.opts.Tracer.Start(headerValue(hm, "traceparent"), headerValue(hm, "tracestate"), r.start)
+	}
 	key, err := r.authenticate(ctx, clientKey(hm))
 	if err != nil {
 		return nil, err
@@ -138,6 +143,13 @@ func (r *routerStream) requestHeaders(ctx context.Context, h *extprocv3.HttpHead
 		}
 	}
 	m.set(headerRequestID, r.requestID)
+	// The provider call continues the gateway's trace.
+	if tp := r.span.Traceparent(); tp != "" {
+		m.set("traceparent", tp)
+		if ts := r.span.Tracestate(); ts != "" {
+			m.set("tracestate", ts)
+		}
+	}
 	return requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm}), nil
 }
 
@@ -578,6 +590,7 @@ func (r *routerStream) finish(ctx context.Context) {
 		return
 	}
 	r.meter()
+	r.trace()
 	// The parallel slot is released and the budget charged however the
 	// request ended (the stream's context may be gone already), before the
 	// spend record makes the request visible as finished.
@@ -612,6 +625,32 @@ func (r *routerStream) finish(ctx context.Context) {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
 	r.srv.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// trace completes and ends the request's span.
+func (r *routerStream) trace() {
+	if r.span == nil {
+		return
+	}
+	req := tracing.Request{Operation: operationName(r.api), Stream: r.stream, RequestID: r.requestID}
+	if r.group != nil {
+		req.ModelGroup = r.group.Name
+	}
+	if r.key != nil {
+		req.KeyID = r.key.ID
+	}
+	r.span.SetRequest(req)
+	resp := tracing.Response{Deployment: r.deployment, Attempts: r.attempts, Model: r.respModel, Usage: r.usage,
+		UsageEstimated: r.estimated, Cost: r.cost, Priced: r.priced}
+	if !r.firstChunk.IsZero() {
+		resp.TimeToFirstToken = r.firstChunk.Sub(r.start)
+	}
+	r.span.SetResponse(resp)
+	status := r.status
+	if !r.complete && status == 0 {
+		status = 499
+	}
+	r.span.End(r.srv.opts.Now(), tracing.Outcome{Status: status, ErrorType: string(r.errorType), Aborted: !r.complete})
 }
 
 // account records the finished request: one spend record and the metrics.

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
+	"github.com/tollgate-gw/tollgate/pkg/tracing"
 )
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -56,6 +57,8 @@ type Options struct {
 	// Limiter admits requests against rate limits and budgets; nil admits
 	// every request.
 	Limiter policy.Limiter
+	// Tracer records one span per request; nil traces nothing.
+	Tracer *tracing.Tracer
 }
 
 // KeyAuthenticator finds the virtual key for a secret.
