@@ -682,12 +682,11 @@ type openAIToAnthropicResponse struct {
 	// Stream state.
 	carry lineCarry
 	out   []byte
-	// head is the start of every chunk, up to and including `"choices":[`.
-	head   []byte
+	chunks chatChunkWriter
 	tokens anthropicTokens
 	model  string
-	// blocks describes the stream's content blocks by index.
-	blocks    []streamBlock
+	blocks streamBlocks
+	// toolCalls counts the client's tool calls so far.
 	toolCalls int
 	jsonMode  bool
 	// ended is set after message_stop or an error: later input is ignored.
@@ -870,27 +869,12 @@ func appendJoinedBlocks(out []byte, content gjson.Result, typ, field string, opt
 	return out
 }
 
-// streamBlock is what a content block of the stream turns into.
-type streamBlock struct {
-	kind blockKind
-	// tool is the OpenAI tool call index of a tool block.
-	tool int
-}
-
-type blockKind uint8
-
-const (
-	blockIgnored blockKind = iota
-	blockText
-	blockThinking
-	blockTool
-	blockJSON
-)
-
 // StreamChunk implements ResponseTranslator. Body is a buffer reused by the
 // next call.
 func (r *openAIToAnthropicResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
 	r.out = r.out[:0]
+	// The writer heads streams that skip message_start.
+	r.chunks.created = r.opts.Created
 	var err error
 	rest := chunk
 	if r.carry.pending() {
@@ -955,19 +939,12 @@ func (r *openAIToAnthropicResponse) line(line []byte) error {
 		if r.jsonMode && finish == "tool_calls" {
 			finish = "stop"
 		}
-		r.chunkStart()
+		r.out = r.chunks.start(r.out)
 		r.out = append(r.out, `{}`...)
-		r.out = append(r.out, `,"finish_reason":"`...)
-		r.out = append(r.out, finish...)
-		r.out = append(r.out, `"}]}`+"\n\n"...)
+		r.out = r.chunks.end(r.out, finish)
 	case "message_stop":
 		if r.opts.IncludeUsage {
-			r.ensureHead()
-			r.out = append(r.out, "data: "...)
-			r.out = append(r.out, r.head...)
-			r.out = append(r.out, `],"usage":`...)
-			r.out = appendOpenAIUsage(r.out, r.tokens.usage())
-			r.out = append(r.out, "}\n\n"...)
+			r.out = r.chunks.usage(r.out, r.tokens.usage())
 		}
 		r.out = append(r.out, "data: [DONE]\n\n"...)
 		r.ended, r.done = true, true
@@ -985,67 +962,26 @@ func (r *openAIToAnthropicResponse) messageStart(msg gjson.Result) {
 	}
 	r.tokens.update(msg.Get("usage"))
 	r.buildHead(msg)
-	r.chunkStart()
+	r.out = r.chunks.start(r.out)
 	r.out = append(r.out, `{"role":"assistant","content":""}`...)
-	r.chunkEnd()
+	r.out = r.chunks.end(r.out, "")
 }
 
-// buildHead builds the chunk head from the message_start message.
+// buildHead builds the chunk head from the message_start message, with
+// its id and model as sent. Streams that skip message_start get the
+// writer's head, with both "".
 func (r *openAIToAnthropicResponse) buildHead(msg gjson.Result) {
-	r.head = append(r.head[:0], `{"id":`...)
-	r.head = appendRawString(r.head, msg.Get("id"))
-	r.head = append(r.head, `,"object":"chat.completion.chunk","created":`...)
-	r.head = appendInt(r.head, r.opts.Created)
-	r.head = append(r.head, `,"model":`...)
-	r.head = appendRawString(r.head, msg.Get("model"))
-	r.head = append(r.head, `,"choices":[`...)
-}
-
-// ensureHead builds a chunk head for streams that skipped message_start.
-func (r *openAIToAnthropicResponse) ensureHead() {
-	if len(r.head) == 0 {
-		r.buildHead(gjson.Result{})
-	}
-}
-
-// chunkStart appends a chunk up to the delta value.
-func (r *openAIToAnthropicResponse) chunkStart() {
-	r.ensureHead()
-	r.out = append(r.out, "data: "...)
-	r.out = append(r.out, r.head...)
-	r.out = append(r.out, `{"index":0,"delta":`...)
-}
-
-// chunkEnd closes a chunk without a finish reason.
-func (r *openAIToAnthropicResponse) chunkEnd() {
-	r.out = append(r.out, `,"finish_reason":null}]}`+"\n\n"...)
-}
-
-// appendDelta appends a chunk whose delta is {"field": raw}.
-func (r *openAIToAnthropicResponse) appendDelta(field, raw string) {
-	r.chunkStart()
-	r.out = append(r.out, `{"`...)
-	r.out = append(r.out, field...)
-	r.out = append(r.out, `":`...)
-	r.out = append(r.out, raw...)
-	r.out = append(r.out, '}')
-	r.chunkEnd()
-}
-
-func (r *openAIToAnthropicResponse) block(index int64) *streamBlock {
-	// Indexes are small and sequential; a bound keeps a hostile index from
-	// allocating.
-	if index < 0 || index > 1<<12 {
-		return nil
-	}
-	for int64(len(r.blocks)) <= index {
-		r.blocks = append(r.blocks, streamBlock{})
-	}
-	return &r.blocks[index]
+	h := append(r.chunks.head[:0], `{"id":`...)
+	h = appendRawString(h, msg.Get("id"))
+	h = append(h, `,"object":"chat.completion.chunk","created":`...)
+	h = appendInt(h, r.opts.Created)
+	h = append(h, `,"model":`...)
+	h = appendRawString(h, msg.Get("model"))
+	r.chunks.head = append(h, `,"choices":[`...)
 }
 
 func (r *openAIToAnthropicResponse) blockStart(index int64, cb gjson.Result) {
-	b := r.block(index)
+	b := r.blocks.at(index)
 	if b == nil {
 		return
 	}
@@ -1054,12 +990,12 @@ func (r *openAIToAnthropicResponse) blockStart(index int64, cb gjson.Result) {
 	case "text":
 		b.kind = blockText
 		if t := cb.Get("text"); t.Type == gjson.String && t.Str != "" {
-			r.appendDelta("content", t.Raw)
+			r.out = r.chunks.delta(r.out, "content", t.Raw)
 		}
 	case "thinking":
 		b.kind = blockThinking
 		if t := cb.Get("thinking"); t.Type == gjson.String && t.Str != "" {
-			r.appendDelta("reasoning_content", t.Raw)
+			r.out = r.chunks.delta(r.out, "reasoning_content", t.Raw)
 		}
 	case "tool_use":
 		if cb.Get("name").Str == jsonToolName {
@@ -1069,31 +1005,25 @@ func (r *openAIToAnthropicResponse) blockStart(index int64, cb gjson.Result) {
 		}
 		b.kind, b.tool = blockTool, r.toolCalls
 		r.toolCalls++
-		r.chunkStart()
-		r.out = append(r.out, `{"tool_calls":[{"index":`...)
-		r.out = appendInt(r.out, int64(b.tool))
-		r.out = append(r.out, `,"id":`...)
-		r.out = appendRawString(r.out, cb.Get("id"))
-		r.out = append(r.out, `,"type":"function","function":{"name":`...)
+		r.out = r.chunks.toolCallStart(r.out, b.tool, cb.Get("id"))
 		r.out = appendRawString(r.out, cb.Get("name"))
-		r.out = append(r.out, `,"arguments":""}}]}`...)
-		r.chunkEnd()
+		r.out = r.chunks.toolCallEnd(r.out)
 	}
 }
 
 func (r *openAIToAnthropicResponse) blockDelta(index int64, d gjson.Result) {
-	b := r.block(index)
+	b := r.blocks.at(index)
 	if b == nil {
 		return
 	}
 	switch d.Get("type").Str {
 	case "text_delta":
 		if t := d.Get("text"); t.Type == gjson.String && b.kind == blockText {
-			r.appendDelta("content", t.Raw)
+			r.out = r.chunks.delta(r.out, "content", t.Raw)
 		}
 	case "thinking_delta":
 		if t := d.Get("thinking"); t.Type == gjson.String && b.kind == blockThinking {
-			r.appendDelta("reasoning_content", t.Raw)
+			r.out = r.chunks.delta(r.out, "reasoning_content", t.Raw)
 		}
 	case "input_json_delta":
 		// Raw, not Str: unescaping would allocate per event.
@@ -1103,15 +1033,9 @@ func (r *openAIToAnthropicResponse) blockDelta(index int64, d gjson.Result) {
 		}
 		switch b.kind {
 		case blockJSON:
-			r.appendDelta("content", p.Raw)
+			r.out = r.chunks.delta(r.out, "content", p.Raw)
 		case blockTool:
-			r.chunkStart()
-			r.out = append(r.out, `{"tool_calls":[{"index":`...)
-			r.out = appendInt(r.out, int64(b.tool))
-			r.out = append(r.out, `,"function":{"arguments":`...)
-			r.out = append(r.out, p.Raw...)
-			r.out = append(r.out, `}}]}`...)
-			r.chunkEnd()
+			r.out = r.chunks.toolCallArgs(r.out, b.tool, p.Raw)
 		}
 	}
 }

@@ -165,3 +165,130 @@ func openAIUsage(u gjson.Result) Usage {
 		ReasoningTokens:          u.Get("completion_tokens_details.reasoning_tokens").Int(),
 	}
 }
+
+// chatChunkWriter appends chat.completion.chunk events that share an id,
+// model and creation time.
+type chatChunkWriter struct {
+	model   string
+	created int64
+	// head is the start of every chunk, up to and including `"choices":[`.
+	head []byte
+}
+
+// setID builds the chunk head with id, a raw JSON string (anything else
+// becomes "").
+func (w *chatChunkWriter) setID(id gjson.Result) {
+	w.head = append(w.head[:0], `{"id":`...)
+	w.head = appendRawString(w.head, id)
+	w.head = append(w.head, `,"object":"chat.completion.chunk","created":`...)
+	w.head = appendInt(w.head, w.created)
+	w.head = append(w.head, `,"model":`...)
+	w.head = appendJSONString(w.head, w.model)
+	w.head = append(w.head, `,"choices":[`...)
+}
+
+// start appends a chunk up to its delta value.
+func (w *chatChunkWriter) start(out []byte) []byte {
+	if len(w.head) == 0 {
+		w.setID(gjson.Result{})
+	}
+	out = append(out, "data: "...)
+	out = append(out, w.head...)
+	return append(out, `{"index":0,"delta":`...)
+}
+
+// end closes a chunk with a finish reason, or null when "".
+func (w *chatChunkWriter) end(out []byte, finish string) []byte {
+	if finish == "" {
+		return append(out, `,"finish_reason":null}]}`+"\n\n"...)
+	}
+	out = append(out, `,"finish_reason":"`...)
+	out = append(out, finish...)
+	return append(out, `"}]}`+"\n\n"...)
+}
+
+// delta appends a chunk whose delta is {"field": raw}.
+func (w *chatChunkWriter) delta(out []byte, field, raw string) []byte {
+	out = w.start(out)
+	out = append(out, `{"`...)
+	out = append(out, field...)
+	out = append(out, `":`...)
+	out = append(out, raw...)
+	out = append(out, '}')
+	return w.end(out, "")
+}
+
+// usage appends the usage-only chunk that include_usage asks for.
+func (w *chatChunkWriter) usage(out []byte, u Usage) []byte {
+	if len(w.head) == 0 {
+		w.setID(gjson.Result{})
+	}
+	out = append(out, "data: "...)
+	out = append(out, w.head...)
+	out = append(out, `],"usage":`...)
+	out = appendOpenAIUsage(out, u)
+	return append(out, "}\n\n"...)
+}
+
+// toolCallStart appends the chunk that opens tool call n: its id (a raw
+// JSON string, anything else becoming "") and its name, which appendName
+// appends as a JSON string.
+func (w *chatChunkWriter) toolCallStart(out []byte, n int, id gjson.Result) []byte {
+	out = w.start(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = appendInt(out, int64(n))
+	out = append(out, `,"id":`...)
+	out = appendRawString(out, id)
+	return append(out, `,"type":"function","function":{"name":`...)
+}
+
+// toolCallEnd closes the chunk toolCallStart opened, after the name.
+func (w *chatChunkWriter) toolCallEnd(out []byte) []byte {
+	out = append(out, `,"arguments":""}}]}`...)
+	return w.end(out, "")
+}
+
+// toolCallArgs appends a chunk carrying a piece of tool call n's
+// arguments, a raw JSON string.
+func (w *chatChunkWriter) toolCallArgs(out []byte, n int, raw string) []byte {
+	out = w.start(out)
+	out = append(out, `{"tool_calls":[{"index":`...)
+	out = appendInt(out, int64(n))
+	out = append(out, `,"function":{"arguments":`...)
+	out = append(out, raw...)
+	out = append(out, `}}]}`...)
+	return w.end(out, "")
+}
+
+// streamBlock is what a provider's content block of a stream turns into.
+type streamBlock struct {
+	kind blockKind
+	// tool is the OpenAI tool call index of a tool block.
+	tool int
+}
+
+type blockKind uint8
+
+const (
+	blockIgnored blockKind = iota
+	blockText
+	blockThinking
+	blockTool
+	blockJSON
+)
+
+// streamBlocks are a stream's content blocks by the provider's index.
+type streamBlocks []streamBlock
+
+// at returns block index, growing the list, or nil for an index out of
+// bounds: indexes are small and sequential, and the bound keeps a hostile
+// index from allocating.
+func (s *streamBlocks) at(index int64) *streamBlock {
+	if index < 0 || index > 1<<12 {
+		return nil
+	}
+	for int64(len(*s)) <= index {
+		*s = append(*s, streamBlock{})
+	}
+	return &(*s)[index]
+}
