@@ -680,8 +680,8 @@ type openAIToAnthropicResponse struct {
 	opts ResponseOptions
 
 	// Stream state.
-	carry lineCarry
-	out   []byte
+	carry  lineCarry
+	out    []byte
 	chunks chatChunkWriter
 	tokens anthropicTokens
 	model  string
