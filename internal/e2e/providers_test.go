@@ -76,14 +76,25 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 		fakes[name] = fakes["groq"]
 	}
 
+	// Embedding deployments on the same fakes.
+	cfg = strings.Replace(cfg, "keys:", fmt.Sprintf(`  - {model_name: e-openai, litellm_params: {model: openai/text-embedding-3-small, api_base: "%s/v1", api_key: k-openai}, model_info: {id: de-openai}}
+  - {model_name: e-azure, litellm_params: {model: azure/my-embedder, api_base: "%s", api_key: k-azure}, model_info: {id: de-azure}}
+  - {model_name: e-bedrock, litellm_params: {model: bedrock/amazon.titan-embed-text-v2:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: de-bedrock}}
+  - {model_name: e-gemini, litellm_params: {model: gemini/text-embedding-004, api_base: "%s", api_key: k-gemini}, model_info: {id: de-gemini}}
+  - {model_name: e-vertex, litellm_params: {model: vertex_ai/text-embedding-005, api_base: "%s", vertex_project: proj-1, vertex_credentials: '%s'}, model_info: {id: de-vertex}}
+  - {model_name: e-cohere, litellm_params: {model: cohere/embed-v4.0, api_base: "%s", api_key: k-cohere}, model_info: {id: de-cohere}}
+keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("cohere")), 1)
+
 	// Known prices on every deployment, so each request's cost is exact.
 	cfg = strings.ReplaceAll(cfg, "litellm_params: {", "litellm_params: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002, ")
 	rt, err := config.FromBytes([]byte(cfg), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := rt.Routes.Deployment("d-vertex")
-	d.Credentials = staticToken("vertex-token")
+	for _, id := range []string{"d-vertex", "de-vertex"} {
+		d, _ := rt.Routes.Deployment(id)
+		d.Credentials = staticToken("vertex-token")
+	}
 	spend := accounting.NewRecorder(accounting.RecorderConfig{FlushInterval: 5 * time.Millisecond})
 	t.Cleanup(func() { spend.Close(context.Background()) })
 	extprocAddr := startExtProc(t, rt, extproc.Options{Spend: spend})
@@ -197,6 +208,22 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			}
 			if len(acc.Content) != 1 || acc.Content[0].Text != "echo: messages to "+name {
 				t.Errorf("streamed message = %+v", acc)
+			}
+		})
+	}
+
+	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "cohere"} {
+		t.Run(name+"/embeddings", func(t *testing.T) {
+			res, err := client.Embeddings.New(t.Context(), openai.EmbeddingNewParams{
+				Model: "e-" + name,
+				Input: openai.EmbeddingNewParamsInputUnion{OfString: param.NewOpt("embed this for " + name)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fakeprovider.FakeEmbedding("embed this for "+name, len(res.Data[0].Embedding))
+			if len(res.Data) != 1 || len(res.Data[0].Embedding) == 0 || float32(res.Data[0].Embedding[0]) != want[0] {
+				t.Errorf("embedding = %d vectors, first %v", len(res.Data), res.Data)
 			}
 		})
 	}

@@ -41,6 +41,8 @@ var endpoints = map[string]endpoint{
 	"/anthropic/v1/messages": messagesEndpoint,
 	"/v1/completions":        {api: transform.APICompletions, method: http.MethodPost, input: "prompt"},
 	"/completions":           {api: transform.APICompletions, method: http.MethodPost, input: "prompt"},
+	"/v1/embeddings":         {api: transform.APIEmbeddings, method: http.MethodPost, input: "input"},
+	"/embeddings":            {api: transform.APIEmbeddings, method: http.MethodPost, input: "input"},
 	"/v1/models":             modelsEndpoint,
 	"/models":                modelsEndpoint,
 }

@@ -569,7 +569,7 @@ func (r *routerStream) meter() {
 	}
 	r.metered = true
 	if isSuccess(r.status) {
-		if r.usage.InputTokens == 0 && r.api != transform.APICompletions && len(r.reqBody) > 0 {
+		if r.usage.InputTokens == 0 && (r.api == transform.APIChatCompletions || r.api == transform.APIMessages) && len(r.reqBody) > 0 {
 			r.usage.InputTokens = accounting.EstimatePromptTokens(r.reqBody)
 			r.estimated = true
 		}
@@ -697,8 +697,11 @@ func (r *routerStream) account() {
 
 // operationName is the OpenTelemetry gen_ai.operation.name of an API.
 func operationName(api transform.API) string {
-	if api == transform.APICompletions {
+	switch api {
+	case transform.APICompletions:
 		return "text_completion"
+	case transform.APIEmbeddings:
+		return "embeddings"
 	}
 	return "chat"
 }
