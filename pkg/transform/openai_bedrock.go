@@ -851,7 +851,7 @@ func NewOpenAIToBedrockResponse(o ResponseOptions, c BedrockResponseContext) Res
 	if c.ID == "" {
 		c.ID = defaultBedrockID
 	}
-	return &openAIToBedrockResponse{opts: o, ctx: c}
+	return &openAIToBedrockResponse{opts: o, ctx: c, chunks: chatChunkWriter{id: c.ID, model: c.Model, created: o.Created}}
 }
 
 // openAIToBedrockResponse translates Converse responses.
@@ -860,12 +860,11 @@ type openAIToBedrockResponse struct {
 	ctx  BedrockResponseContext
 
 	// Stream state.
-	dec eventStreamDecoder
-	out []byte
-	// head is the start of every chunk, up to and including `"choices":[`.
-	head      []byte
+	dec       eventStreamDecoder
+	out       []byte
+	chunks    chatChunkWriter
 	tokens    bedrockTokens
-	blocks    []streamBlock
+	blocks    streamBlocks
 	toolCalls int
 	jsonMode  bool
 	// stopped is set by messageStop; ended after the stream's end or an
@@ -1113,9 +1112,9 @@ func (r *openAIToBedrockResponse) message(m *eventMessage) error {
 	ev := gjson.Parse(stringView(m.payload))
 	switch string(m.eventType) {
 	case "messageStart":
-		r.chunkStart()
+		r.out = r.chunks.start(r.out)
 		r.out = append(r.out, `{"role":"assistant","content":""}`...)
-		r.chunkEnd()
+		r.out = r.chunks.end(r.out, "")
 	case "contentBlockStart":
 		r.blockStart(ev.Get("contentBlockIndex").Int(), ev.Get("start"))
 	case "contentBlockDelta":
@@ -1125,10 +1124,9 @@ func (r *openAIToBedrockResponse) message(m *eventMessage) error {
 		if r.jsonMode && finish == "tool_calls" {
 			finish = "stop"
 		}
-		r.chunkStart()
-		r.out = append(r.out, `{},"finish_reason":"`...)
-		r.out = append(r.out, finish...)
-		r.out = append(r.out, `"}]}`+"\n\n"...)
+		r.out = r.chunks.start(r.out)
+		r.out = append(r.out, `{}`...)
+		r.out = r.chunks.end(r.out, finish)
 		r.stopped = true
 	case "metadata":
 		r.tokens.update(ev.Get("usage"))
@@ -1140,12 +1138,7 @@ func (r *openAIToBedrockResponse) message(m *eventMessage) error {
 // finish emits the usage chunk the client asked for and the end marker.
 func (r *openAIToBedrockResponse) finish() {
 	if r.opts.IncludeUsage {
-		r.ensureHead()
-		r.out = append(r.out, "data: "...)
-		r.out = append(r.out, r.head...)
-		r.out = append(r.out, `],"usage":`...)
-		r.out = appendOpenAIUsage(r.out, r.tokens.usage())
-		r.out = append(r.out, "}\n\n"...)
+		r.out = r.chunks.usage(r.out, r.tokens.usage())
 	}
 	r.out = append(r.out, "data: [DONE]\n\n"...)
 	r.ended, r.done = true, true
@@ -1157,60 +1150,10 @@ func (r *openAIToBedrockResponse) streamError(e *ProviderError) {
 	r.ended = true
 }
 
-// ensureHead builds the chunk head once.
-func (r *openAIToBedrockResponse) ensureHead() {
-	if len(r.head) > 0 {
-		return
-	}
-	r.head = append(r.head, `{"id":`...)
-	r.head = appendJSONString(r.head, r.ctx.ID)
-	r.head = append(r.head, `,"object":"chat.completion.chunk","created":`...)
-	r.head = appendInt(r.head, r.opts.Created)
-	r.head = append(r.head, `,"model":`...)
-	r.head = appendJSONString(r.head, r.ctx.Model)
-	r.head = append(r.head, `,"choices":[`...)
-}
-
-// chunkStart appends a chunk up to the delta value.
-func (r *openAIToBedrockResponse) chunkStart() {
-	r.ensureHead()
-	r.out = append(r.out, "data: "...)
-	r.out = append(r.out, r.head...)
-	r.out = append(r.out, `{"index":0,"delta":`...)
-}
-
-// chunkEnd closes a chunk without a finish reason.
-func (r *openAIToBedrockResponse) chunkEnd() {
-	r.out = append(r.out, `,"finish_reason":null}]}`+"\n\n"...)
-}
-
-// appendDelta appends a chunk whose delta is {"field": raw}.
-func (r *openAIToBedrockResponse) appendDelta(field, raw string) {
-	r.chunkStart()
-	r.out = append(r.out, `{"`...)
-	r.out = append(r.out, field...)
-	r.out = append(r.out, `":`...)
-	r.out = append(r.out, raw...)
-	r.out = append(r.out, '}')
-	r.chunkEnd()
-}
-
-func (r *openAIToBedrockResponse) block(index int64) *streamBlock {
-	// Indexes are small and sequential; a bound keeps a hostile index from
-	// allocating.
-	if index < 0 || index > 1<<12 {
-		return nil
-	}
-	for int64(len(r.blocks)) <= index {
-		r.blocks = append(r.blocks, streamBlock{})
-	}
-	return &r.blocks[index]
-}
-
 // blockStart handles contentBlockStart, which Converse sends only for tool
 // use: text and reasoning blocks start with their first delta.
 func (r *openAIToBedrockResponse) blockStart(index int64, start gjson.Result) {
-	b := r.block(index)
+	b := r.blocks.at(index)
 	tu := start.Get("toolUse")
 	if b == nil || !tu.IsObject() {
 		return
@@ -1223,19 +1166,13 @@ func (r *openAIToBedrockResponse) blockStart(index int64, start gjson.Result) {
 	}
 	*b = streamBlock{kind: blockTool, tool: r.toolCalls}
 	r.toolCalls++
-	r.chunkStart()
-	r.out = append(r.out, `{"tool_calls":[{"index":`...)
-	r.out = appendInt(r.out, int64(b.tool))
-	r.out = append(r.out, `,"id":`...)
-	r.out = appendRawString(r.out, tu.Get("toolUseId"))
-	r.out = append(r.out, `,"type":"function","function":{"name":`...)
+	r.out = r.chunks.toolCallStart(r.out, b.tool, tu.Get("toolUseId"))
 	r.out = r.appendToolName(r.out, name)
-	r.out = append(r.out, `,"arguments":""}}]}`...)
-	r.chunkEnd()
+	r.out = r.chunks.toolCallEnd(r.out)
 }
 
 func (r *openAIToBedrockResponse) blockDelta(index int64, d gjson.Result) {
-	b := r.block(index)
+	b := r.blocks.at(index)
 	if b == nil {
 		return
 	}
@@ -1243,11 +1180,11 @@ func (r *openAIToBedrockResponse) blockDelta(index int64, d gjson.Result) {
 		switch k.Str {
 		case "text":
 			if v.Type == gjson.String && len(v.Raw) > len(`""`) && b.kind != blockTool && b.kind != blockJSON {
-				r.appendDelta("content", v.Raw)
+				r.out = r.chunks.delta(r.out, "content", v.Raw)
 			}
 		case "reasoningContent":
 			if t := v.Get("text"); t.Type == gjson.String && len(t.Raw) > len(`""`) {
-				r.appendDelta("reasoning_content", t.Raw)
+				r.out = r.chunks.delta(r.out, "reasoning_content", t.Raw)
 			}
 		case "toolUse":
 			// Raw, not Str: unescaping would allocate per event.
@@ -1257,15 +1194,9 @@ func (r *openAIToBedrockResponse) blockDelta(index int64, d gjson.Result) {
 			}
 			switch b.kind {
 			case blockJSON:
-				r.appendDelta("content", p.Raw)
+				r.out = r.chunks.delta(r.out, "content", p.Raw)
 			case blockTool:
-				r.chunkStart()
-				r.out = append(r.out, `{"tool_calls":[{"index":`...)
-				r.out = appendInt(r.out, int64(b.tool))
-				r.out = append(r.out, `,"function":{"arguments":`...)
-				r.out = append(r.out, p.Raw...)
-				r.out = append(r.out, `}}]}`...)
-				r.chunkEnd()
+				r.out = r.chunks.toolCallArgs(r.out, b.tool, p.Raw)
 			}
 		}
 		return false

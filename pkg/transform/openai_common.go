@@ -169,6 +169,8 @@ func openAIUsage(u gjson.Result) Usage {
 // chatChunkWriter appends chat.completion.chunk events that share an id,
 // model and creation time.
 type chatChunkWriter struct {
+	// id is the chunks' id until setID gives one.
+	id      string
 	model   string
 	created int64
 	// head is the start of every chunk, up to and including `"choices":[`.
@@ -180,6 +182,19 @@ type chatChunkWriter struct {
 func (w *chatChunkWriter) setID(id gjson.Result) {
 	w.head = append(w.head[:0], `{"id":`...)
 	w.head = appendRawString(w.head, id)
+	w.headRest()
+}
+
+// ensureHead builds the chunk head with w.id if setID has not.
+func (w *chatChunkWriter) ensureHead() {
+	if len(w.head) == 0 {
+		w.head = append(w.head, `{"id":`...)
+		w.head = appendJSONString(w.head, w.id)
+		w.headRest()
+	}
+}
+
+func (w *chatChunkWriter) headRest() {
 	w.head = append(w.head, `,"object":"chat.completion.chunk","created":`...)
 	w.head = appendInt(w.head, w.created)
 	w.head = append(w.head, `,"model":`...)
@@ -189,9 +204,7 @@ func (w *chatChunkWriter) setID(id gjson.Result) {
 
 // start appends a chunk up to its delta value.
 func (w *chatChunkWriter) start(out []byte) []byte {
-	if len(w.head) == 0 {
-		w.setID(gjson.Result{})
-	}
+	w.ensureHead()
 	out = append(out, "data: "...)
 	out = append(out, w.head...)
 	return append(out, `{"index":0,"delta":`...)
@@ -220,9 +233,7 @@ func (w *chatChunkWriter) delta(out []byte, field, raw string) []byte {
 
 // usage appends the usage-only chunk that include_usage asks for.
 func (w *chatChunkWriter) usage(out []byte, u Usage) []byte {
-	if len(w.head) == 0 {
-		w.setID(gjson.Result{})
-	}
+	w.ensureHead()
 	out = append(out, "data: "...)
 	out = append(out, w.head...)
 	out = append(out, `],"usage":`...)
