@@ -32,7 +32,7 @@ func NewOpenAIToOllamaRequest(t Target) RequestTranslator {
 // responses, NDJSON streams and errors into chat completions. Tool calls
 // get ids call_0, call_1, … in order, since Ollama gives none.
 func NewOpenAIToOllamaResponse(o ResponseOptions) ResponseTranslator {
-	return &ollamaResponse{opts: o, chunks: chatChunkWriter{created: o.Created}}
+	return &ollamaResponse{opts: o, chunks: chatChunkWriter{id: ollamaID, created: o.Created}}
 }
 
 // ollamaRequest translates chat completions requests into Ollama chat
@@ -563,7 +563,6 @@ func (r *ollamaResponse) line(line []byte) error {
 			r.model = strings.Clone(m.Str)
 			r.chunks.model = r.model
 		}
-		r.chunks.setID(gjson.Parse(`"` + ollamaID + `"`))
 		r.out = r.chunks.start(r.out)
 		r.out = append(r.out, `{"role":"assistant","content":""}`...)
 		r.out = r.chunks.end(r.out, "")
