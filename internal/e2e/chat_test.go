@@ -265,8 +265,12 @@ func TestChat_FallbackToAnotherProvider(t *testing.T) {
 	if len(s.openai.Requests()) != 1 || len(s.anthropic.Requests()) != 1 {
 		t.Errorf("requests: openai %d, anthropic %d", len(s.openai.Requests()), len(s.anthropic.Requests()))
 	}
-	if body := scrapeRegistry(t, s); !strings.Contains(body, `tollgate_fallbacks_total{fallback_model_group="claude-sonnet",model_group="gpt-4o"} 1`) {
+	body := scrapeRegistry(t, s)
+	if !strings.Contains(body, `tollgate_fallbacks_total{fallback_model_group="claude-sonnet",model_group="gpt-4o"} 1`) {
 		t.Error("fallback not counted")
+	}
+	if !strings.Contains(body, `tollgate_deployment_healthy{deployment="anthropic-claude-sonnet",model_group="claude-sonnet"} 1`) {
+		t.Error("the deployment that answered is not reported healthy")
 	}
 }
 
@@ -330,5 +334,19 @@ func TestChat_ClientDisconnectMidStream(t *testing.T) {
 	}
 	if _, err := s.client.Chat.Completions.New(t.Context(), params); err != nil {
 		t.Fatalf("next request: %v", err)
+	}
+}
+
+func TestChat_FailingDeploymentReportedUnhealthy(t *testing.T) {
+	s := startStack(t)
+	// Every attempt fails: the first try and Envoy's retries.
+	s.anthropic.Enqueue(fakeprovider.Step{Status: 500}, fakeprovider.Step{Status: 500}, fakeprovider.Step{Status: 500})
+	params := userMessage("hi")
+	params.Model = "claude-sonnet"
+	if _, err := s.client.Chat.Completions.New(t.Context(), params); err == nil {
+		t.Fatal("no error from a failing provider")
+	}
+	if body := scrapeRegistry(t, s); !strings.Contains(body, `tollgate_deployment_healthy{deployment="anthropic-claude-sonnet",model_group="claude-sonnet"} 0`) {
+		t.Error("failing deployment not reported unhealthy")
 	}
 }

@@ -356,6 +356,9 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			if r.group != nil && d.ModelGroup != r.group.Name {
 				r.srv.opts.Metrics.FallbackTaken(r.group.Name, d.ModelGroup)
 			}
+			// What this replica last saw of the deployment; Envoy's own
+			// outlier ejection shows in Envoy's stats.
+			r.srv.opts.Metrics.SetDeploymentHealth(d.ModelGroup, d.ID, r.status < 500 && r.status != http.StatusTooManyRequests)
 			m.set(headerDeployment, d.ID)
 			if r.attempts > 0 {
 				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
