@@ -541,81 +541,31 @@ func (b *bedrockRequestBuilder) appendMedia(dst []byte, url, param string) ([]by
 // assistant writes an assistant message: text, then tool calls as toolUse
 // blocks.
 func (b *bedrockRequestBuilder) assistant(i gjson.Result, m *chatMessage) error {
-	addText := func(raw string, cc gjson.Result) {
+	err := eachAssistantText(i, m.content, m.cacheControl, func(text, cc gjson.Result) {
+		if blank(text.Str) {
+			return
+		}
 		start := b.begin("assistant")
 		b.out = append(b.out, `{"text":`...)
-		b.out = append(b.out, raw...)
+		b.out = append(b.out, text.Raw...)
 		b.out = append(b.out, '}')
 		b.out = appendCachePoint(b.out, cc)
 		b.end(start, true)
-	}
-	switch content := m.content; {
-	case !content.Exists() || content.Type == gjson.Null:
-	case content.Type == gjson.String:
-		if !blank(content.Str) {
-			addText(content.Raw, m.cacheControl)
-		}
-	case content.IsArray():
-		var err error
-		content.ForEach(func(j, v gjson.Result) bool {
-			var part contentPart
-			part.read(v)
-			switch part.typ.Str {
-			case "text":
-				if part.text.Type != gjson.String {
-					err = invalidf(partParam(i, j), "text parts must have a string text")
-					return false
-				}
-				if !blank(part.text.Str) {
-					addText(part.text.Raw, part.cacheControl)
-				}
-			case "refusal":
-				// The model's own refusal carries nothing to continue from.
-			default:
-				err = invalidf(partParam(i, j), "assistant messages may contain only text parts")
-			}
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
-	default:
-		return invalidf(contentParam(i), "content must be a string or an array of content parts")
-	}
-	calls := m.toolCalls
-	if !calls.Exists() || calls.Type == gjson.Null {
-		return nil
-	}
-	if !calls.IsArray() {
-		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
-	}
-	var err error
-	calls.ForEach(func(j, c gjson.Result) bool {
-		err = b.toolUse(i, j, c)
-		return err == nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return eachToolCall(i, m.toolCalls, b.toolUse)
 }
 
 func (b *bedrockRequestBuilder) toolUse(i, j, c gjson.Result) error {
-	param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
 	id, name := c.Get("id"), c.Get("function.name")
 	if id.Type != gjson.String || id.Str == "" || name.Type != gjson.String || name.Str == "" {
-		return invalidf(param, "tool calls must have a non-empty id and function.name")
+		return invalidf(toolCallParam(i, j, ""), "tool calls must have a non-empty id and function.name")
 	}
-	input := "{}"
-	switch args := c.Get("function.arguments"); {
-	case args.Type == gjson.String:
-		if s := strings.TrimSpace(args.Str); s != "" {
-			if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
-				return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
-			}
-			input = s
-		}
-	case args.IsObject():
-		input = args.Raw
-	case args.Exists() && args.Type != gjson.Null:
-		return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+	input, err := toolCallInput(i, j, c.Get("function.arguments"))
+	if err != nil {
+		return err
 	}
 	provider := b.names.name(name.Str)
 	if !containsString(b.called, provider) {

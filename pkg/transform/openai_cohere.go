@@ -259,45 +259,38 @@ func (b *cohereRequestBuilder) assistant(i gjson.Result, m *chatMessage) (bool, 
 		b.out = b.out[:mark]
 	}
 	calls := 0
-	if tc := m.toolCalls; tc.Exists() && tc.Type != gjson.Null {
-		if !tc.IsArray() {
-			return false, invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
+	err = eachToolCall(i, m.toolCalls, func(i, j, c gjson.Result) error {
+		id, name, args := c.Get("id"), c.Get("function.name"), c.Get("function.arguments")
+		if id.Type != gjson.String || name.Type != gjson.String {
+			return invalidf(toolCallParam(i, j, ""), "tool calls must have a string id and function.name")
 		}
-		tc.ForEach(func(j, c gjson.Result) bool {
-			param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
-			id, name, args := c.Get("id"), c.Get("function.name"), c.Get("function.arguments")
-			if id.Type != gjson.String || name.Type != gjson.String {
-				err = invalidf(param, "tool calls must have a string id and function.name")
-				return false
-			}
-			if calls == 0 {
-				b.out = append(b.out, `,"tool_calls":[`...)
-			} else {
-				b.out = append(b.out, ',')
-			}
-			calls++
-			b.out = append(b.out, `{"id":`...)
-			b.out = append(b.out, id.Raw...)
-			b.out = append(b.out, `,"type":"function","function":{"name":`...)
-			b.out = append(b.out, name.Raw...)
-			b.out = append(b.out, `,"arguments":`...)
-			switch {
-			case args.Type == gjson.String:
-				b.out = append(b.out, args.Raw...)
-			case args.IsObject():
-				b.out = appendCompactAsString(b.out, args.Raw)
-			default:
-				b.out = append(b.out, `"{}"`...)
-			}
-			b.out = append(b.out, "}}"...)
-			return true
-		})
-		if err != nil {
-			return false, err
+		if calls == 0 {
+			b.out = append(b.out, `,"tool_calls":[`...)
+		} else {
+			b.out = append(b.out, ',')
 		}
-		if calls > 0 {
-			b.out = append(b.out, ']')
+		calls++
+		b.out = append(b.out, `{"id":`...)
+		b.out = append(b.out, id.Raw...)
+		b.out = append(b.out, `,"type":"function","function":{"name":`...)
+		b.out = append(b.out, name.Raw...)
+		b.out = append(b.out, `,"arguments":`...)
+		switch {
+		case args.Type == gjson.String:
+			b.out = append(b.out, args.Raw...)
+		case args.IsObject():
+			b.out = appendCompactAsString(b.out, args.Raw)
+		default:
+			b.out = append(b.out, `"{}"`...)
 		}
+		b.out = append(b.out, "}}"...)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if calls > 0 {
+		b.out = append(b.out, ']')
 	}
 	b.out = append(b.out, '}')
 	return text || calls > 0, nil

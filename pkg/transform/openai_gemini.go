@@ -460,54 +460,16 @@ func mimeFromExtension(u, def string) string {
 // assistant writes an assistant message: text, then tool calls as
 // functionCall parts.
 func (b *geminiRequestBuilder) assistant(i gjson.Result, m *geminiMessage) error {
-	content := m.content
-	switch {
-	case !content.Exists() || content.Type == gjson.Null:
-	case content.Type == gjson.String:
-		b.textPart("model", content)
-	case content.IsArray():
-		var err error
-		content.ForEach(func(j, part gjson.Result) bool {
-			switch part.Get("type").Str {
-			case "text":
-				text := part.Get("text")
-				if text.Type != gjson.String {
-					err = invalidf(partParam(i, j), "text parts must have a string text")
-					return false
-				}
-				b.textPart("model", text)
-			case "refusal":
-				// A refusal is the model's own output and carries
-				// nothing to continue from.
-			default:
-				err = invalidf(partParam(i, j), "assistant messages may contain only text parts")
-			}
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
-	default:
-		return invalidf(contentParam(i), "content must be a string or an array of content parts")
-	}
-
-	calls := m.toolCalls
-	if !calls.Exists() || calls.Type == gjson.Null {
-		return nil
-	}
-	if !calls.IsArray() {
-		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
-	}
-	var err error
-	calls.ForEach(func(j, c gjson.Result) bool {
-		err = b.functionCall(i, j, c)
-		return err == nil
+	err := eachAssistantText(i, m.content, gjson.Result{}, func(text, _ gjson.Result) {
+		b.textPart("model", text)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return eachToolCall(i, m.toolCalls, b.functionCall)
 }
 
 func (b *geminiRequestBuilder) functionCall(i, j, c gjson.Result) error {
-	param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
 	var id, fn, extra gjson.Result
 	c.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -522,21 +484,11 @@ func (b *geminiRequestBuilder) functionCall(i, j, c gjson.Result) error {
 	})
 	name := fn.Get("name")
 	if name.Type != gjson.String || name.Str == "" {
-		return invalidf(param, "tool calls must have a function.name")
+		return invalidf(toolCallParam(i, j, ""), "tool calls must have a function.name")
 	}
-	args := "{}"
-	switch a := fn.Get("arguments"); {
-	case a.Type == gjson.String:
-		if s := strings.TrimSpace(a.Str); s != "" {
-			if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
-				return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
-			}
-			args = s
-		}
-	case a.IsObject():
-		args = a.Raw
-	case a.Exists() && a.Type != gjson.Null:
-		return invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
+	args, err := toolCallInput(i, j, fn.Get("arguments"))
+	if err != nil {
+		return err
 	}
 	if id.Type == gjson.String {
 		b.calls = append(b.calls, toolCallName{id: id.Str, name: name.Str})

@@ -264,28 +264,18 @@ func (b *ollamaRequestBuilder) content(i, content gjson.Result, images bool) err
 // toolCalls writes an assistant's tool calls with their arguments parsed
 // into objects, the form Ollama takes.
 func (b *ollamaRequestBuilder) toolCalls(i, calls gjson.Result) error {
-	if !calls.Exists() || calls.Type == gjson.Null {
-		return nil
-	}
-	if !calls.IsArray() {
-		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
-	}
 	n := 0
-	var err error
-	calls.ForEach(func(j, c gjson.Result) bool {
-		param := fmt.Sprintf("messages[%d].tool_calls[%d]", i.Int(), j.Int())
+	err := eachToolCall(i, calls, func(i, j, c gjson.Result) error {
 		name := c.Get("function.name")
 		if name.Type != gjson.String {
-			err = invalidf(param, "tool calls must have a string function.name")
-			return false
+			return invalidf(toolCallParam(i, j, ""), "tool calls must have a string function.name")
 		}
 		args := "{}"
 		switch a := c.Get("function.arguments"); {
 		case a.Type == gjson.String:
 			if s := strings.TrimSpace(a.Str); s != "" {
 				if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
-					err = invalidf(param+".function.arguments", "tool call arguments must be a JSON object")
-					return false
+					return invalidf(toolCallParam(i, j, ".function.arguments"), "tool call arguments must be a JSON object")
 				}
 				args = s
 			}
@@ -303,7 +293,7 @@ func (b *ollamaRequestBuilder) toolCalls(i, calls gjson.Result) error {
 		b.out = append(b.out, `,"arguments":`...)
 		b.out = append(b.out, args...)
 		b.out = append(b.out, "}}"...)
-		return true
+		return nil
 	})
 	if n > 0 {
 		b.out = append(b.out, ']')

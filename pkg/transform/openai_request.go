@@ -260,3 +260,79 @@ func eachTool(tools gjson.Result, provider string, fn func(t chatTool) error) er
 	})
 	return err
 }
+
+// eachAssistantText calls add with each text of message i's assistant
+// content, a string or text parts, and the cache_control beside it.
+// Refusal parts are dropped: a refusal is the model's own output and
+// carries nothing to continue from.
+func eachAssistantText(i, content, cacheControl gjson.Result, add func(text, cacheControl gjson.Result)) error {
+	switch {
+	case !content.Exists() || content.Type == gjson.Null:
+	case content.Type == gjson.String:
+		add(content, cacheControl)
+	case content.IsArray():
+		var err error
+		content.ForEach(func(j, v gjson.Result) bool {
+			var part contentPart
+			part.read(v)
+			switch part.typ.Str {
+			case "text":
+				if part.text.Type != gjson.String {
+					err = invalidf(partParam(i, j), "text parts must have a string text")
+					return false
+				}
+				add(part.text, part.cacheControl)
+			case "refusal":
+			default:
+				err = invalidf(partParam(i, j), "assistant messages may contain only text parts")
+			}
+			return err == nil
+		})
+		return err
+	default:
+		return invalidf(contentParam(i), "content must be a string or an array of content parts")
+	}
+	return nil
+}
+
+// eachToolCall calls fn with each tool call of message i; absent or null
+// calls are none.
+func eachToolCall(i, calls gjson.Result, fn func(i, j, c gjson.Result) error) error {
+	if !calls.Exists() || calls.Type == gjson.Null {
+		return nil
+	}
+	if !calls.IsArray() {
+		return invalidf(fmt.Sprintf("messages[%d].tool_calls", i.Int()), "tool_calls must be an array")
+	}
+	var err error
+	calls.ForEach(func(j, c gjson.Result) bool {
+		err = fn(i, j, c)
+		return err == nil
+	})
+	return err
+}
+
+// toolCallParam names a field of tool call j of message i in an error;
+// built only then, as it allocates.
+func toolCallParam(i, j gjson.Result, field string) string {
+	return fmt.Sprintf("messages[%d].tool_calls[%d]%s", i.Int(), j.Int(), field)
+}
+
+// toolCallInput returns tool call j's arguments (a JSON string, or an
+// object some clients send) as a raw JSON object, "{}" when there are none.
+func toolCallInput(i, j, args gjson.Result) (string, error) {
+	switch {
+	case args.Type == gjson.String:
+		if s := strings.TrimSpace(args.Str); s != "" {
+			if !gjson.Valid(s) || !gjson.Parse(s).IsObject() {
+				return "", invalidf(toolCallParam(i, j, ".function.arguments"), "tool call arguments must be a JSON object")
+			}
+			return s, nil
+		}
+	case args.IsObject():
+		return args.Raw, nil
+	case args.Exists() && args.Type != gjson.Null:
+		return "", invalidf(toolCallParam(i, j, ".function.arguments"), "tool call arguments must be a JSON object")
+	}
+	return "{}", nil
+}
