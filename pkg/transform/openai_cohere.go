@@ -47,18 +47,8 @@ func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 	if err := b.build(&t.target, &f); err != nil {
 		return RequestResult{}, err
 	}
-	res := RequestResult{
-		Path:          t.target.BasePath + "/v2/chat",
-		Body:          b.out,
-		Stream:        f.stream.Type == gjson.True,
-		SetHeaders:    []Header{{Key: "content-type", Value: "application/json"}},
-		RemoveHeaders: []string{"x-api-key", "api-key", "anthropic-version", "anthropic-beta"},
-	}
-	if t.target.APIKey != "" {
-		res.SetHeaders = append(res.SetHeaders, Header{Key: "authorization", Value: "Bearer " + t.target.APIKey})
-	} else {
-		res.RemoveHeaders = append(res.RemoveHeaders, "authorization")
-	}
+	res := RequestResult{Path: t.target.BasePath + "/v2/chat", Body: b.out, Stream: f.stream.Type == gjson.True}
+	setBearerHeaders(&res, t.target.APIKey)
 	return res, nil
 }
 

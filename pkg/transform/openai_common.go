@@ -8,6 +8,20 @@ import (
 	"github.com/tidwall/gjson"
 )
 
+// setBearerHeaders sets the headers of a JSON request authorised with a
+// bearer key, OpenAI's scheme. Envoy hands each attempt the headers the
+// previous attempt left, so credentials for other providers (or an earlier
+// key) are removed.
+func setBearerHeaders(res *RequestResult, apiKey string) {
+	res.SetHeaders = []Header{{Key: "content-type", Value: "application/json"}}
+	res.RemoveHeaders = []string{"x-api-key", "api-key", "anthropic-version", "anthropic-beta"}
+	if apiKey != "" {
+		res.SetHeaders = append(res.SetHeaders, Header{Key: "authorization", Value: "Bearer " + apiKey})
+	} else {
+		res.RemoveHeaders = append(res.RemoveHeaders, "authorization")
+	}
+}
+
 // classifyCode returns the special error code a provider code or message
 // implies, or "". Context-window errors matter most: routers answer them
 // with a larger-context fallback rather than a retry.

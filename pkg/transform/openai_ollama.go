@@ -53,18 +53,8 @@ func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
 	if err := b.build(&t.target, &f); err != nil {
 		return RequestResult{}, err
 	}
-	res := RequestResult{
-		Path:          t.target.BasePath + "/api/chat",
-		Body:          b.out,
-		Stream:        f.stream.Type == gjson.True,
-		SetHeaders:    []Header{{Key: "content-type", Value: "application/json"}},
-		RemoveHeaders: []string{"x-api-key", "api-key", "anthropic-version", "anthropic-beta"},
-	}
-	if t.target.APIKey != "" {
-		res.SetHeaders = append(res.SetHeaders, Header{Key: "authorization", Value: "Bearer " + t.target.APIKey})
-	} else {
-		res.RemoveHeaders = append(res.RemoveHeaders, "authorization")
-	}
+	res := RequestResult{Path: t.target.BasePath + "/api/chat", Body: b.out, Stream: f.stream.Type == gjson.True}
+	setBearerHeaders(&res, t.target.APIKey)
 	return res, nil
 }
 

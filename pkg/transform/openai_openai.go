@@ -74,15 +74,7 @@ func (t *openAIToOpenAIRequest) RequestBody(body []byte) (RequestResult, error) 
 		}
 	}
 
-	res.SetHeaders = []Header{{Key: "content-type", Value: "application/json"}}
-	// Envoy hands each attempt the headers the previous attempt left, so
-	// credentials for other providers (or an earlier key) are removed.
-	res.RemoveHeaders = []string{"x-api-key", "api-key", "anthropic-version", "anthropic-beta"}
-	if t.target.APIKey != "" {
-		res.SetHeaders = append(res.SetHeaders, Header{Key: "authorization", Value: "Bearer " + t.target.APIKey})
-	} else {
-		res.RemoveHeaders = append(res.RemoveHeaders, "authorization")
-	}
+	setBearerHeaders(&res, t.target.APIKey)
 	return res, nil
 }
 
