@@ -214,51 +214,6 @@ func appendCacheControl(out []byte, cc gjson.Result) []byte {
 	return append(out, '}')
 }
 
-// chatMessage holds the fields of a chat message, read in one scan: gjson
-// lookups rescan the object each time, which dominated translation cost.
-type chatMessage struct {
-	role, content, toolCalls, toolCallID, cacheControl gjson.Result
-}
-
-func (m *chatMessage) read(v gjson.Result) {
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			m.role = v
-		case "content":
-			m.content = v
-		case "tool_calls":
-			m.toolCalls = v
-		case "tool_call_id":
-			m.toolCallID = v
-		case "cache_control":
-			m.cacheControl = v
-		}
-		return true
-	})
-}
-
-// contentPart holds the fields of a content part, read in one scan.
-type contentPart struct {
-	typ, text, imageURL, cacheControl gjson.Result
-}
-
-func (p *contentPart) read(v gjson.Result) {
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			p.typ = v
-		case "text":
-			p.text = v
-		case "image_url":
-			p.imageURL = v
-		case "cache_control":
-			p.cacheControl = v
-		}
-		return true
-	})
-}
-
 // messages writes the conversation. Tool results become user blocks, and
 // consecutive messages of one Anthropic role are merged into one message.
 func (b *anthropicRequestBuilder) messages(msgs gjson.Result) error {
@@ -612,14 +567,6 @@ func (b *anthropicRequestBuilder) stop(stop gjson.Result) error {
 		b.out = append(b.out, ']')
 	}
 	return nil
-}
-
-func contentParam(i gjson.Result) string {
-	return fmt.Sprintf("messages[%d].content", i.Int())
-}
-
-func partParam(i, j gjson.Result) string {
-	return fmt.Sprintf("messages[%d].content[%d]", i.Int(), j.Int())
 }
 
 // openAIToAnthropicResponse translates Anthropic messages, event streams and

@@ -218,27 +218,6 @@ func (b *geminiRequestBuilder) system() error {
 	return nil
 }
 
-// geminiMessage holds the fields of a chat message, read in one scan.
-type geminiMessage struct {
-	role, content, toolCalls, toolCallID gjson.Result
-}
-
-func (m *geminiMessage) read(v gjson.Result) {
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			m.role = v
-		case "content":
-			m.content = v
-		case "tool_calls":
-			m.toolCalls = v
-		case "tool_call_id":
-			m.toolCallID = v
-		}
-		return true
-	})
-}
-
 // messages writes the conversation as contents: assistant turns become
 // model turns, tool results user turns of functionResponse parts, and
 // consecutive parts of one role share a content.
@@ -248,7 +227,7 @@ func (b *geminiRequestBuilder) messages(msgs gjson.Result) error {
 	b.sys = b.sysBuf[:0]
 	var err error
 	msgs.ForEach(func(i, v gjson.Result) bool {
-		var m geminiMessage
+		var m chatMessage
 		m.read(v)
 		switch role := m.role.Str; role {
 		case "system", "developer":
@@ -459,7 +438,7 @@ func mimeFromExtension(u, def string) string {
 
 // assistant writes an assistant message: text, then tool calls as
 // functionCall parts.
-func (b *geminiRequestBuilder) assistant(i gjson.Result, m *geminiMessage) error {
+func (b *geminiRequestBuilder) assistant(i gjson.Result, m *chatMessage) error {
 	err := eachAssistantText(i, m.content, gjson.Result{}, func(text, _ gjson.Result) {
 		b.textPart("model", text)
 	})
@@ -519,7 +498,7 @@ func (b *geminiRequestBuilder) functionCall(i, j, c gjson.Result) error {
 // toolResult writes a tool message as a functionResponse part of a user
 // turn. Gemini wants the response as an object: JSON object content is
 // sent as is, anything else wrapped as {"content": ...}.
-func (b *geminiRequestBuilder) toolResult(i gjson.Result, m *geminiMessage) error {
+func (b *geminiRequestBuilder) toolResult(i gjson.Result, m *chatMessage) error {
 	id := m.toolCallID
 	if id.Type != gjson.String {
 		return invalidf(fmt.Sprintf("messages[%d].tool_call_id", i.Int()), "tool messages must have a string tool_call_id")

@@ -261,6 +261,61 @@ func eachTool(tools gjson.Result, provider string, fn func(t chatTool) error) er
 	return err
 }
 
+// chatMessage holds the fields of a chat message, read in one scan: gjson
+// lookups rescan the object each time, which dominated translation cost.
+type chatMessage struct {
+	role, content, toolCalls, toolCallID, cacheControl gjson.Result
+}
+
+func (m *chatMessage) read(v gjson.Result) {
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			m.role = v
+		case "content":
+			m.content = v
+		case "tool_calls":
+			m.toolCalls = v
+		case "tool_call_id":
+			m.toolCallID = v
+		case "cache_control":
+			m.cacheControl = v
+		}
+		return true
+	})
+}
+
+// contentPart holds the fields of a content part, read in one scan.
+type contentPart struct {
+	typ, text, imageURL, cacheControl gjson.Result
+}
+
+func (p *contentPart) read(v gjson.Result) {
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			p.typ = v
+		case "text":
+			p.text = v
+		case "image_url":
+			p.imageURL = v
+		case "cache_control":
+			p.cacheControl = v
+		}
+		return true
+	})
+}
+
+// contentParam names message i's content in an error.
+func contentParam(i gjson.Result) string {
+	return fmt.Sprintf("messages[%d].content", i.Int())
+}
+
+// partParam names part j of message i's content in an error.
+func partParam(i, j gjson.Result) string {
+	return fmt.Sprintf("messages[%d].content[%d]", i.Int(), j.Int())
+}
+
 // eachAssistantText calls add with each text of message i's assistant
 // content, a string or text parts, and the cache_control beside it.
 // Refusal parts are dropped: a refusal is the model's own output and
