@@ -625,21 +625,6 @@ func (t anthropicTokens) usage() Usage {
 	}
 }
 
-// appendOpenAIUsage appends u as an OpenAI usage object.
-func appendOpenAIUsage(out []byte, u Usage) []byte {
-	out = append(out, `{"prompt_tokens":`...)
-	out = appendInt(out, u.InputTokens)
-	out = append(out, `,"completion_tokens":`...)
-	out = appendInt(out, u.OutputTokens)
-	out = append(out, `,"total_tokens":`...)
-	out = appendInt(out, u.TotalTokens())
-	out = append(out, `,"prompt_tokens_details":{"cached_tokens":`...)
-	out = appendInt(out, u.CachedInputTokens)
-	out = append(out, `,"cache_write_tokens":`...)
-	out = appendInt(out, u.CacheCreationInputTokens)
-	return append(out, "}}"...)
-}
-
 // ResponseBody implements ResponseTranslator.
 func (r *openAIToAnthropicResponse) ResponseBody(body []byte) (ResponseResult, error) {
 	if !gjson.ValidBytes(body) {
@@ -690,23 +675,10 @@ func (r *openAIToAnthropicResponse) ResponseBody(body []byte) (ResponseResult, e
 		if c.Get("type").Str != "tool_use" || c.Get("name").Str == jsonToolName {
 			return true
 		}
-		if calls == 0 {
-			out = append(out, `,"tool_calls":[`...)
-		} else {
-			out = append(out, ',')
-		}
-		calls++
-		out = append(out, `{"id":`...)
-		out = appendRawString(out, c.Get("id"))
-		out = append(out, `,"type":"function","function":{"name":`...)
+		out = appendToolCallOpen(out, calls, c.Get("id"))
 		out = appendRawString(out, c.Get("name"))
-		out = append(out, `,"arguments":`...)
-		if input := c.Get("input"); input.Exists() {
-			out = appendCompactAsString(out, input.Raw)
-		} else {
-			out = append(out, `"{}"`...)
-		}
-		out = append(out, "}}"...)
+		out = appendToolCallInput(out, c.Get("input"))
+		calls++
 		return true
 	})
 	if calls > 0 {
@@ -717,51 +689,9 @@ func (r *openAIToAnthropicResponse) ResponseBody(body []byte) (ResponseResult, e
 	if jsonInput.Exists() && finish == "tool_calls" {
 		finish = "stop"
 	}
-	out = append(out, `},"finish_reason":"`...)
-	out = append(out, finish...)
-	out = append(out, `"}],"usage":`...)
-	out = appendOpenAIUsage(out, usage)
-	out = append(out, '}')
+	out = append(out, "},"...)
+	out = appendCompletionEnd(out, finish, usage)
 	return ResponseResult{Body: out, Usage: usage, Model: model.Str}, nil
-}
-
-// appendRawString appends v if it is a JSON string and "" otherwise, so that
-// odd provider values cannot break the output's shape.
-func appendRawString(out []byte, v gjson.Result) []byte {
-	if v.Type != gjson.String {
-		return append(out, `""`...)
-	}
-	return append(out, v.Raw...)
-}
-
-// appendJoinedBlocks appends the field fields of the blocks of type typ
-// joined into one string: as "content" (null when none), or when optional
-// as "reasoning_content" only if there is any. Joining the still-escaped
-// literals avoids unescaping and escaping again.
-func appendJoinedBlocks(out []byte, content gjson.Result, typ, field string, optional bool) []byte {
-	n := 0
-	content.ForEach(func(_, c gjson.Result) bool {
-		v := c.Get(field)
-		if c.Get("type").Str != typ || v.Type != gjson.String {
-			return true
-		}
-		if n == 0 {
-			if optional {
-				out = append(out, `,"reasoning_content":`...)
-			}
-			out = append(out, '"')
-		}
-		n++
-		out = append(out, rawInner(v.Raw)...)
-		return true
-	})
-	switch {
-	case n > 0:
-		out = append(out, '"')
-	case !optional:
-		out = append(out, "null"...)
-	}
-	return out
 }
 
 // StreamChunk implements ResponseTranslator. Body is a buffer reused by the

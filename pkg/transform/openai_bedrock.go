@@ -916,9 +916,9 @@ func (r *openAIToBedrockResponse) ResponseBody(body []byte) (ResponseResult, err
 	if jsonInput.Exists() {
 		out = appendCompactAsString(out, jsonInput.Raw)
 	} else {
-		out = appendConverseBlocks(out, content, "text", false)
+		out = appendJoinedBlocks(out, content, "", "text", false)
 	}
-	out = appendConverseBlocks(out, content, "reasoningContent.reasoningText.text", true)
+	out = appendJoinedBlocks(out, content, "", "reasoningContent.reasoningText.text", true)
 
 	calls := 0
 	content.ForEach(func(_, c gjson.Result) bool {
@@ -926,23 +926,10 @@ func (r *openAIToBedrockResponse) ResponseBody(body []byte) (ResponseResult, err
 		if !tu.IsObject() || tu.Get("name").Str == jsonToolName {
 			return true
 		}
-		if calls == 0 {
-			out = append(out, `,"tool_calls":[`...)
-		} else {
-			out = append(out, ',')
-		}
-		calls++
-		out = append(out, `{"id":`...)
-		out = appendRawString(out, tu.Get("toolUseId"))
-		out = append(out, `,"type":"function","function":{"name":`...)
+		out = appendToolCallOpen(out, calls, tu.Get("toolUseId"))
 		out = r.appendToolName(out, tu.Get("name"))
-		out = append(out, `,"arguments":`...)
-		if input := tu.Get("input"); input.Exists() {
-			out = appendCompactAsString(out, input.Raw)
-		} else {
-			out = append(out, `"{}"`...)
-		}
-		out = append(out, "}}"...)
+		out = appendToolCallInput(out, tu.Get("input"))
+		calls++
 		return true
 	})
 	if calls > 0 {
@@ -952,42 +939,9 @@ func (r *openAIToBedrockResponse) ResponseBody(body []byte) (ResponseResult, err
 	if jsonInput.Exists() && finish == "tool_calls" {
 		finish = "stop"
 	}
-	out = append(out, `},"finish_reason":"`...)
-	out = append(out, finish...)
-	out = append(out, `"}],"usage":`...)
-	out = appendOpenAIUsage(out, u)
-	out = append(out, '}')
+	out = append(out, "},"...)
+	out = appendCompletionEnd(out, finish, u)
 	return ResponseResult{Body: out, Usage: u, Model: r.ctx.Model}, nil
-}
-
-// appendConverseBlocks appends the string at path of every content block
-// that has one, joined: as the message content (null when none), or when
-// optional as "reasoning_content" only if there is any. Joining the
-// still-escaped literals avoids unescaping and escaping again.
-func appendConverseBlocks(out []byte, content gjson.Result, path string, optional bool) []byte {
-	n := 0
-	content.ForEach(func(_, c gjson.Result) bool {
-		v := c.Get(path)
-		if v.Type != gjson.String {
-			return true
-		}
-		if n == 0 {
-			if optional {
-				out = append(out, `,"reasoning_content":`...)
-			}
-			out = append(out, '"')
-		}
-		n++
-		out = append(out, rawInner(v.Raw)...)
-		return true
-	})
-	switch {
-	case n > 0:
-		out = append(out, '"')
-	case !optional:
-		out = append(out, "null"...)
-	}
-	return out
 }
 
 // StreamChunk implements ResponseTranslator. Body is a buffer reused by the

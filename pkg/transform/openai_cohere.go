@@ -482,15 +482,8 @@ func (r *cohereResponse) ResponseBody(body []byte) (ResponseResult, error) {
 	out = appendJoinedBlocks(out, content, "thinking", "thinking", true)
 	calls := 0
 	msg.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-		if calls == 0 {
-			out = append(out, `,"tool_calls":[`...)
-		} else {
-			out = append(out, ',')
-		}
+		out = appendToolCallOpen(out, calls, c.Get("id"))
 		calls++
-		out = append(out, `{"id":`...)
-		out = appendRawString(out, c.Get("id"))
-		out = append(out, `,"type":"function","function":{"name":`...)
 		out = appendRawString(out, c.Get("function.name"))
 		out = append(out, `,"arguments":`...)
 		if a := c.Get("function.arguments"); a.Type == gjson.String {
@@ -504,11 +497,8 @@ func (r *cohereResponse) ResponseBody(body []byte) (ResponseResult, error) {
 	if calls > 0 {
 		out = append(out, ']')
 	}
-	out = append(out, `},"logprobs":null,"finish_reason":"`...)
-	out = append(out, cohereFinishReason(doc.Get("finish_reason").Str)...)
-	out = append(out, `"}],"usage":`...)
-	out = appendOpenAIUsage(out, usage)
-	out = append(out, '}')
+	out = append(out, `},"logprobs":null,`...)
+	out = appendCompletionEnd(out, cohereFinishReason(doc.Get("finish_reason").Str), usage)
 	return ResponseResult{Body: out, Usage: usage, Model: r.model}, nil
 }
 

@@ -317,3 +317,94 @@ func (s *streamBlocks) at(index int64) *streamBlock {
 	}
 	return &(*s)[index]
 }
+
+// appendOpenAIUsage appends u as an OpenAI usage object.
+func appendOpenAIUsage(out []byte, u Usage) []byte {
+	out = append(out, `{"prompt_tokens":`...)
+	out = appendInt(out, u.InputTokens)
+	out = append(out, `,"completion_tokens":`...)
+	out = appendInt(out, u.OutputTokens)
+	out = append(out, `,"total_tokens":`...)
+	out = appendInt(out, u.TotalTokens())
+	out = append(out, `,"prompt_tokens_details":{"cached_tokens":`...)
+	out = appendInt(out, u.CachedInputTokens)
+	out = append(out, `,"cache_write_tokens":`...)
+	out = appendInt(out, u.CacheCreationInputTokens)
+	return append(out, "}}"...)
+}
+
+// appendRawString appends v if it is a JSON string and "" otherwise, so that
+// odd provider values cannot break the output's shape.
+func appendRawString(out []byte, v gjson.Result) []byte {
+	if v.Type != gjson.String {
+		return append(out, `""`...)
+	}
+	return append(out, v.Raw...)
+}
+
+// appendJoinedBlocks appends the strings at path of the content blocks of
+// type typ (of every block when typ is "") joined into one string: as
+// "content" (null when none), or when optional as "reasoning_content" only
+// if there is any. Joining the still-escaped literals avoids unescaping and
+// escaping again.
+func appendJoinedBlocks(out []byte, content gjson.Result, typ, path string, optional bool) []byte {
+	n := 0
+	content.ForEach(func(_, c gjson.Result) bool {
+		v := c.Get(path)
+		if (typ != "" && c.Get("type").Str != typ) || v.Type != gjson.String {
+			return true
+		}
+		if n == 0 {
+			if optional {
+				out = append(out, `,"reasoning_content":`...)
+			}
+			out = append(out, '"')
+		}
+		n++
+		out = append(out, rawInner(v.Raw)...)
+		return true
+	})
+	switch {
+	case n > 0:
+		out = append(out, '"')
+	case !optional:
+		out = append(out, "null"...)
+	}
+	return out
+}
+
+// appendToolCallOpen appends the start of tool call n of a message, up to
+// its name: the separator, and the id (a raw JSON string, anything else
+// becoming "").
+func appendToolCallOpen(out []byte, n int, id gjson.Result) []byte {
+	if n == 0 {
+		out = append(out, `,"tool_calls":[`...)
+	} else {
+		out = append(out, ',')
+	}
+	out = append(out, `{"id":`...)
+	out = appendRawString(out, id)
+	return append(out, `,"type":"function","function":{"name":`...)
+}
+
+// appendToolCallInput closes a tool call after its name with input, a raw
+// JSON value, as the arguments string ("{}" when there is none).
+func appendToolCallInput(out []byte, input gjson.Result) []byte {
+	out = append(out, `,"arguments":`...)
+	if input.Exists() {
+		out = appendCompactAsString(out, input.Raw)
+	} else {
+		out = append(out, `"{}"`...)
+	}
+	return append(out, "}}"...)
+}
+
+// appendCompletionEnd appends the end of a one-choice chat.completion, from
+// its finish_reason on.
+func appendCompletionEnd(out []byte, finish string, u Usage) []byte {
+	out = append(out, `"finish_reason":"`...)
+	out = append(out, finish...)
+	out = append(out, `"}],"usage":`...)
+	out = appendOpenAIUsage(out, u)
+	return append(out, '}')
+}

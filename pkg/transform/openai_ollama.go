@@ -504,11 +504,8 @@ func (r *ollamaResponse) ResponseBody(body []byte) (ResponseResult, error) {
 	if calls > 0 {
 		out = append(out, ']')
 	}
-	out = append(out, `},"logprobs":null,"finish_reason":"`...)
-	out = append(out, ollamaFinishReason(doc.Get("done_reason").Str, calls > 0)...)
-	out = append(out, `"}],"usage":`...)
-	out = appendOpenAIUsage(out, usage)
-	out = append(out, '}')
+	out = append(out, `},"logprobs":null,`...)
+	out = appendCompletionEnd(out, ollamaFinishReason(doc.Get("done_reason").Str, calls > 0), usage)
 	return ResponseResult{Body: out, Usage: usage, Model: strings.Clone(model.Str)}, nil
 }
 
