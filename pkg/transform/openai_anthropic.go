@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -700,28 +699,7 @@ func (r *openAIToAnthropicResponse) StreamChunk(chunk []byte, final bool) (Strea
 	r.out = r.out[:0]
 	// The writer heads streams that skip message_start.
 	r.chunks.created = r.opts.Created
-	var err error
-	rest := chunk
-	if r.carry.pending() {
-		line, tail, ok := r.carry.complete(chunk, final)
-		if ok {
-			err = r.line(line)
-		}
-		rest = tail
-	}
-	for len(rest) > 0 && err == nil {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			if final {
-				err = r.line(rest)
-			} else {
-				r.carry.keep(rest)
-			}
-			break
-		}
-		err = r.line(rest[:i+1])
-		rest = rest[i+1:]
-	}
+	err := eachSSELine(&r.carry, chunk, final, r)
 	return StreamResult{
 		Body:  r.out,
 		Usage: r.tokens.usage(),

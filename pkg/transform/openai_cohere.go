@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -506,39 +505,8 @@ func (r *cohereResponse) ResponseBody(body []byte) (ResponseResult, error) {
 // next call.
 func (r *cohereResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
 	r.out = r.out[:0]
-	err := forEachLine(&r.carry, chunk, final, r.line)
+	err := eachSSELine(&r.carry, chunk, final, r)
 	return StreamResult{Body: r.out, Usage: r.usage, Model: r.model, Done: r.done, Err: r.err}, err
-}
-
-// forEachLine calls fn for each complete line of a piece, carrying an
-// unfinished last line to the next piece (or, when final, passing it too).
-// It stops at the first error.
-func forEachLine(carry *lineCarry, chunk []byte, final bool, fn func([]byte) error) error {
-	rest := chunk
-	if carry.pending() {
-		line, tail, ok := carry.complete(chunk, final)
-		if ok {
-			if err := fn(line); err != nil {
-				return err
-			}
-		}
-		rest = tail
-	}
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			if final {
-				return fn(rest)
-			}
-			carry.keep(rest)
-			return nil
-		}
-		if err := fn(rest[:i+1]); err != nil {
-			return err
-		}
-		rest = rest[i+1:]
-	}
-	return nil
 }
 
 // line translates one SSE line. Cohere's data payloads carry their own

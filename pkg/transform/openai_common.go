@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
@@ -407,4 +408,40 @@ func appendCompletionEnd(out []byte, finish string, u Usage) []byte {
 	out = append(out, `"}],"usage":`...)
 	out = appendOpenAIUsage(out, u)
 	return append(out, '}')
+}
+
+// sseLineHandler consumes complete stream lines.
+type sseLineHandler interface {
+	line(line []byte) error
+}
+
+// eachSSELine passes every complete line of the stream that chunk continues
+// (SSE, or Ollama's NDJSON) to h, carrying an unfinished last line to the next call (or passing it
+// as the last line when final). It stops at the first error.
+func eachSSELine(c *lineCarry, chunk []byte, final bool, h sseLineHandler) error {
+	rest := chunk
+	if c.pending() {
+		line, tail, ok := c.complete(chunk, final)
+		if ok {
+			if err := h.line(line); err != nil {
+				return err
+			}
+		}
+		rest = tail
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			if final {
+				return h.line(rest)
+			}
+			c.keep(rest)
+			return nil
+		}
+		if err := h.line(rest[:i+1]); err != nil {
+			return err
+		}
+		rest = rest[i+1:]
+	}
+	return nil
 }

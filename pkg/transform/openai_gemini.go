@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"fmt"
 	"net/url"
 	"path"
@@ -1184,28 +1183,7 @@ func (r *openAIToGeminiResponse) ResponseBody(body []byte) (ResponseResult, erro
 // next call.
 func (r *openAIToGeminiResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
 	r.out = r.out[:0]
-	var err error
-	rest := chunk
-	if r.carry.pending() {
-		line, tail, ok := r.carry.complete(chunk, final)
-		if ok {
-			err = r.line(line)
-		}
-		rest = tail
-	}
-	for len(rest) > 0 && err == nil {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			if final {
-				err = r.line(rest)
-			} else {
-				r.carry.keep(rest)
-			}
-			break
-		}
-		err = r.line(rest[:i+1])
-		rest = rest[i+1:]
-	}
+	err := eachSSELine(&r.carry, chunk, final, r)
 	if final && err == nil && !r.ended && r.finished {
 		// Gemini ends a stream by closing it; the last event carried the
 		// finish reason and final usage.

@@ -513,7 +513,7 @@ func (r *ollamaResponse) ResponseBody(body []byte) (ResponseResult, error) {
 // chunks. Body is a buffer reused by the next call.
 func (r *ollamaResponse) StreamChunk(chunk []byte, final bool) (StreamResult, error) {
 	r.out = r.out[:0]
-	err := forEachLine(&r.carry, chunk, final, r.line)
+	err := eachSSELine(&r.carry, chunk, final, r)
 	return StreamResult{Body: r.out, Usage: r.usage, Model: r.model, Done: r.done, Err: r.err}, err
 }
 
