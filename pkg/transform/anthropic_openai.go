@@ -1315,7 +1315,7 @@ func (r *anthropicToOpenAIResponse) line(line []byte) error {
 		return nil
 	}
 	if !gjson.ValidBytes(data) {
-		r.fail(&ProviderError{Status: 502, Type: ErrorTypeServer, Message: "provider sent an unreadable stream event"})
+		r.fail(unreadableEvent())
 		return fmt.Errorf("read chat stream: %w: event is not JSON", ErrMalformedResponse)
 	}
 	var id, model, choices, usage, errv gjson.Result

@@ -985,11 +985,7 @@ func (r *openAIToBedrockResponse) StreamChunk(chunk []byte, final bool) (StreamR
 // fail ends the stream with an error event for an unreadable stream.
 func (r *openAIToBedrockResponse) fail(err error) error {
 	r.ended = true
-	r.out = appendErrorEvent(r.out, &ProviderError{
-		Status:  502,
-		Type:    ErrorTypeServer,
-		Message: "provider sent an unreadable stream event",
-	})
+	r.out = appendErrorEvent(r.out, unreadableEvent())
 	return err
 }
 

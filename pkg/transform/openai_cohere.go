@@ -521,7 +521,7 @@ func (r *cohereResponse) line(line []byte) error {
 	}
 	if !gjson.ValidBytes(data) {
 		r.ended = true
-		r.out = appendErrorEvent(r.out, &ProviderError{Status: 502, Type: ErrorTypeServer, Message: "provider sent an unreadable stream event"})
+		r.out = appendErrorEvent(r.out, unreadableEvent())
 		return fmt.Errorf("read cohere stream: %w: event is not JSON", ErrMalformedResponse)
 	}
 	ev := gjson.Parse(stringView(data))

@@ -162,6 +162,12 @@ func appendErrorEvent(dst []byte, e *ProviderError) []byte {
 	return append(dst, "}}\n\n"...)
 }
 
+// unreadableEvent is the error a client sees for a stream event that
+// cannot be read.
+func unreadableEvent() *ProviderError {
+	return &ProviderError{Status: http.StatusBadGateway, Type: ErrorTypeServer, Message: "provider sent an unreadable stream event"}
+}
+
 // appendNullableString appends s as a JSON string, or null when empty.
 func appendNullableString(dst []byte, s string) []byte {
 	if s == "" {

@@ -1218,11 +1218,7 @@ func (r *openAIToGeminiResponse) line(line []byte) error {
 	}
 	if !gjson.ValidBytes(data) {
 		r.ended = true
-		r.out = appendErrorEvent(r.out, &ProviderError{
-			Status:  502,
-			Type:    ErrorTypeServer,
-			Message: "provider sent an unreadable stream event",
-		})
+		r.out = appendErrorEvent(r.out, unreadableEvent())
 		return fmt.Errorf("read gemini stream: %w: event is not JSON", ErrMalformedResponse)
 	}
 	var g geminiResponse
