@@ -24,6 +24,11 @@ import (
 // (Copyright (c) 2023 Berri AI) was used to cross-check values. Dated model
 // names fall back to these undated entries (see PriceTable.Lookup).
 //
+// Entries for the other providers (Gemini, Vertex AI, Bedrock, Cohere,
+// Mistral, DeepSeek, xAI, DeepInfra, Fireworks) are provider-prefixed; their
+// sources, dates and the models left out are listed in README.md beside
+// this file.
+//
 //go:embed builtin_prices.json
 var builtinPrices []byte
 
@@ -240,7 +245,26 @@ func (t *PriceTable) applyOverride(d DeploymentPrice) (ModelInfo, error) {
 // gpt-4o-2024-08-06 is priced as gpt-4o unless the table lists it. The
 // second result reports whether any entry was found; ModelInfo.Priced tells
 // whether it holds a price.
+//
+// A Bedrock cross-region inference profile ("us.anthropic.claude-...",
+// also eu., apac., au., jp., ca., us-gov. and global.) that has no entry of
+// its own falls back to its base model id, as LiteLLM does, so
+// "us.anthropic.claude-sonnet-4-20250514-v1:0" is priced as
+// "anthropic.claude-sonnet-4-20250514-v1:0". The profile's own entry wins
+// when the table has one: geographic profiles of newer models cost more
+// than the base model (see README.md).
 func (t *PriceTable) Lookup(provider, model string) (ModelInfo, bool) {
+	if mi, ok := t.lookupName(provider, model); ok {
+		return mi, true
+	}
+	if base, ok := stripRegion(model); ok {
+		return t.lookupName(provider, base)
+	}
+	return ModelInfo{}, false
+}
+
+// lookupName tries the model as named, then without its version suffix.
+func (t *PriceTable) lookupName(provider, model string) (ModelInfo, bool) {
 	if mi, ok := t.find(provider, model); ok {
 		return mi, true
 	}
@@ -248,6 +272,20 @@ func (t *PriceTable) Lookup(provider, model string) (ModelInfo, bool) {
 		return t.find(provider, base)
 	}
 	return ModelInfo{}, false
+}
+
+// regionPrefixes are the prefixes of Bedrock's cross-region inference
+// profile ids.
+var regionPrefixes = [...]string{"us.", "eu.", "apac.", "au.", "jp.", "ca.", "us-gov.", "global."}
+
+// stripRegion removes one cross-region inference profile prefix.
+func stripRegion(model string) (string, bool) {
+	for _, p := range regionPrefixes {
+		if base, ok := strings.CutPrefix(model, p); ok && base != "" {
+			return base, true
+		}
+	}
+	return "", false
 }
 
 func (t *PriceTable) find(provider, model string) (ModelInfo, bool) {
