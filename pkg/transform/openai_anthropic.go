@@ -593,9 +593,7 @@ var _ ResponseTranslator = (*openAIToAnthropicResponse)(nil)
 
 // anthropicTokens are Anthropic's usage counters, each replaced whenever a
 // later event reports it.
-type anthropicTokens struct {
-	input, output, cacheRead, cacheCreation int64
-}
+type anthropicTokens struct{ splitTokens }
 
 func (t *anthropicTokens) update(u gjson.Result) {
 	u.ForEach(func(k, v gjson.Result) bool {
@@ -607,21 +605,10 @@ func (t *anthropicTokens) update(u gjson.Result) {
 		case "cache_read_input_tokens":
 			t.cacheRead = v.Int()
 		case "cache_creation_input_tokens":
-			t.cacheCreation = v.Int()
+			t.cacheWrite = v.Int()
 		}
 		return true
 	})
-}
-
-// usage is the counters in OpenAI's terms, where input includes cache reads
-// and writes.
-func (t anthropicTokens) usage() Usage {
-	return Usage{
-		InputTokens:              t.input + t.cacheRead + t.cacheCreation,
-		OutputTokens:             t.output,
-		CachedInputTokens:        t.cacheRead,
-		CacheCreationInputTokens: t.cacheCreation,
-	}
 }
 
 // ResponseBody implements ResponseTranslator.

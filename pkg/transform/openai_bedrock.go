@@ -826,9 +826,7 @@ type openAIToBedrockResponse struct {
 var _ ResponseTranslator = (*openAIToBedrockResponse)(nil)
 
 // bedrockTokens are Converse's usage counters.
-type bedrockTokens struct {
-	input, output, cacheRead, cacheWrite int64
-}
+type bedrockTokens struct{ splitTokens }
 
 func (t *bedrockTokens) update(u gjson.Result) {
 	u.ForEach(func(k, v gjson.Result) bool {
@@ -844,17 +842,6 @@ func (t *bedrockTokens) update(u gjson.Result) {
 		}
 		return true
 	})
-}
-
-// usage is the counters in OpenAI's terms, where input includes cache reads
-// and writes (Converse's inputTokens excludes both).
-func (t bedrockTokens) usage() Usage {
-	return Usage{
-		InputTokens:              t.input + t.cacheRead + t.cacheWrite,
-		OutputTokens:             t.output,
-		CachedInputTokens:        t.cacheRead,
-		CacheCreationInputTokens: t.cacheWrite,
-	}
 }
 
 // appendToolName appends a tool name from the provider, mapped back.

@@ -176,6 +176,23 @@ func appendNullableString(dst []byte, s string) []byte {
 	return appendJSONString(dst, s)
 }
 
+// splitTokens are usage counters whose input excludes cache reads and
+// writes, as Anthropic and Converse count them.
+type splitTokens struct {
+	input, output, cacheRead, cacheWrite int64
+}
+
+// usage is the counters in OpenAI's terms, where input includes cache reads
+// and writes.
+func (t splitTokens) usage() Usage {
+	return Usage{
+		InputTokens:              t.input + t.cacheRead + t.cacheWrite,
+		OutputTokens:             t.output,
+		CachedInputTokens:        t.cacheRead,
+		CacheCreationInputTokens: t.cacheWrite,
+	}
+}
+
 // openAIUsage reads an OpenAI usage object.
 func openAIUsage(u gjson.Result) Usage {
 	return Usage{
