@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +135,8 @@ func TestRun_ServesPoolsHealthAndMetricsThenStops(t *testing.T) {
 		}
 		names = append(names, c.GetName())
 	}
+	// The snapshot cache keeps resources in a map: their order is not fixed.
+	sort.Strings(names)
 	if got := strings.Join(names, ","); got != "tollgate_pool_claude-sonnet,tollgate_pool_gpt-4o" {
 		t.Errorf("pools %s", got)
 	}
