@@ -2,6 +2,7 @@ package fakeprovider
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -18,7 +19,14 @@ type azureOpenAI struct {
 	openAI
 }
 
-var _ provider = (*azureOpenAI)(nil)
+var (
+	_ provider   = (*azureOpenAI)(nil)
+	_ pathRouted = (*azureOpenAI)(nil)
+)
+
+// forRequest implements pathRouted, overriding the OpenAI fake's: Azure
+// routes serve only chat, so every request keeps the Azure fake.
+func (a *azureOpenAI) forRequest(*url.URL) provider { return a }
 
 func (*azureOpenAI) handles(path string) bool {
 	if path == "/openai/v1/chat/completions" {

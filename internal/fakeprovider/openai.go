@@ -12,7 +12,8 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// openAI fakes the OpenAI Chat Completions API.
+// openAI fakes the OpenAI Chat Completions API, and the legacy Completions
+// API through forRequest (completions.go).
 type openAI struct{}
 
 var _ provider = (*openAI)(nil)
@@ -43,7 +44,7 @@ var openAIPartTypes = map[string][]string{
 var openAITopLevel = withKeys(jsonKeys(reflect.TypeFor[openai.ChatCompletionNewParams]()), "stream")
 
 func (*openAI) handles(path string) bool {
-	return path == "/v1/chat/completions" || path == "/chat/completions"
+	return path == "/v1/chat/completions" || path == "/chat/completions" || isCompletionsPath(path)
 }
 
 func (*openAI) idPrefix() string     { return "chatcmpl-" }
