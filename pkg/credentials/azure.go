@@ -1,0 +1,291 @@
+package credentials
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate-gw/tollgate/pkg/transform"
+)
+
+// Azure Entra ID defaults.
+const (
+	// AzureAuthorityHost is Entra ID's public-cloud login host.
+	AzureAuthorityHost = "https://login.microsoftonline.com"
+	// CognitiveServicesScope is the scope Azure OpenAI accepts.
+	CognitiveServicesScope = "https://cognitiveservices.azure.com/.default"
+)
+
+// AzureBearer authorizes Azure OpenAI requests with a fixed Entra ID
+// token (LiteLLM's azure_ad_token). It never refreshes: the operator
+// replaces the token, by config reload, before it expires.
+type AzureBearer string
+
+var _ Source = AzureBearer("")
+
+// Apply implements Source with authorization: Bearer <token>.
+func (b AzureBearer) Apply(context.Context, *Request) ([]transform.Header, error) {
+	if b == "" {
+		return nil, errors.New("azure token: empty azure_ad_token")
+	}
+	return []transform.Header{{Key: "authorization", Value: "Bearer " + string(b)}}, nil
+}
+
+// AzureConfig configures an AzureSource: an Entra ID app registration's
+// client credentials. TenantID, ClientID and ClientSecret are required.
+type AzureConfig struct {
+	TenantID     string
+	ClientID     string
+	ClientSecret string
+	// TokenURL replaces the token endpoint,
+	// AzureAuthorityHost/{TenantID}/oauth2/v2.0/token. Sovereign clouds
+	// set their own login host here; tests point it at a fake.
+	TokenURL string
+	// Scope is the scope asked for. Empty means CognitiveServicesScope.
+	Scope string
+	// RefreshBefore is how long before expiry a token is replaced. Zero
+	// means 5 minutes.
+	RefreshBefore time.Duration
+	// HTTPClient sends token requests. Nil means a client with a 30 second
+	// timeout.
+	HTTPClient *http.Client
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Logger reports refresh failures while a valid token is still in
+	// use. Nil logs nothing.
+	Logger *slog.Logger
+}
+
+// AzureSource authorizes Azure OpenAI requests with an Entra ID access
+// token minted by the OAuth 2.0 client credentials grant. The first Apply
+// mints a token; later calls return the cached token at once and, within
+// RefreshBefore of its expiry, start one refresh in the background. A
+// failed refresh is retried with backoff while the old token stays in use;
+// once no valid token is left Apply returns the last error. It is safe for
+// concurrent use.
+type AzureSource struct {
+	cache *tokenCache
+}
+
+var _ Source = (*AzureSource)(nil)
+
+// NewAzure builds an AzureSource. It checks the configuration but makes no
+// network call.
+func NewAzure(cfg AzureConfig) (*AzureSource, error) {
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"tenant_id", cfg.TenantID}, {"client_id", cfg.ClientID}, {"client_secret", cfg.ClientSecret}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("azure credentials: %s required", strings.Join(missing, ", "))
+	}
+	tokenURL := cfg.TokenURL
+	if tokenURL == "" {
+		tokenURL = AzureAuthorityHost + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token"
+	}
+	scope := cfg.Scope
+	if scope == "" {
+		scope = CognitiveServicesScope
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: mintTimeout}
+	}
+	form := url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {cfg.ClientID},
+		"client_secret": {cfg.ClientSecret},
+		"scope":         {scope},
+	}
+	mint := func(ctx context.Context) (string, time.Duration, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+		if err != nil {
+			return "", 0, fmt.Errorf("azure token: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return postAzureToken(client, req)
+	}
+	return &AzureSource{cache: newTokenCache("azure token", mint, cfg.RefreshBefore, cfg.Now, cfg.Logger)}, nil
+}
+
+// Apply implements Source with authorization: Bearer <token>.
+func (s *AzureSource) Apply(ctx context.Context, _ *Request) ([]transform.Header, error) {
+	tok, err := s.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []transform.Header{{Key: "authorization", Value: "Bearer " + tok}}, nil
+}
+
+// Token returns a valid access token, waiting for one only when none is
+// cached.
+func (s *AzureSource) Token(ctx context.Context) (string, error) { return s.cache.get(ctx) }
+
+// Err returns the error of the last token request, nil once one
+// succeeds. While it is set a still-valid older token may be in use.
+func (s *AzureSource) Err() error { return s.cache.err() }
+
+// postAzureToken sends req to an Entra ID token endpoint and reads the
+// token it returns.
+func postAzureToken(client *http.Client, req *http.Request) (string, time.Duration, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("azure token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", 0, fmt.Errorf("azure token: read response: %w", err)
+	}
+	var tr tokenResponse
+	jsonErr := json.Unmarshal(body, &tr)
+	if resp.StatusCode/100 != 2 {
+		// Only the OAuth error fields are reported, never the body.
+		detail := ""
+		if jsonErr == nil {
+			detail = strings.TrimSpace(strings.Trim(string(tr.Error), `"`) + " " + tr.ErrorDescription)
+		}
+		return "", 0, fmt.Errorf("azure token: endpoint returned status %d %s", resp.StatusCode, detail)
+	}
+	if jsonErr != nil || tr.AccessToken == "" {
+		return "", 0, errors.New("azure token: endpoint returned no access_token")
+	}
+	// The v2.0 endpoint sends expires_in as a number, v1 as a string;
+	// json.Number takes both.
+	secs, err := strconv.ParseInt(string(tr.ExpiresIn), 10, 64)
+	if err != nil || secs <= 0 {
+		return "", 0, fmt.Errorf("azure token: bad expires_in %q", tr.ExpiresIn)
+	}
+	return tr.AccessToken, time.Duration(secs) * time.Second, nil
+}
+
+// tokenCache holds one short-lived token: the first get mints it, later
+// gets return it at once and, within refreshBefore of its expiry, start
+// one background refresh, retried with backoff on failure while the old
+// token stays valid. It is safe for concurrent use.
+//
+// It is GoogleSource's cache without the Google specifics; GoogleSource
+// can move onto it.
+type tokenCache struct {
+	// name starts errors and log lines ("azure token").
+	name          string
+	mint          func(ctx context.Context) (token string, expiresIn time.Duration, err error)
+	refreshBefore time.Duration
+	now           func() time.Time
+	log           *slog.Logger
+
+	mu       sync.Mutex
+	token    string
+	expiry   time.Time
+	inflight chan struct{} // closed when the running refresh ends; nil when none
+	lastErr  error
+	failures int
+	nextTry  time.Time
+}
+
+// newTokenCache applies the defaults: 5 minutes ahead, time.Now, no logs.
+func newTokenCache(name string, mint func(context.Context) (string, time.Duration, error), refreshBefore time.Duration, now func() time.Time, log *slog.Logger) *tokenCache {
+	if refreshBefore <= 0 {
+		refreshBefore = defaultRefreshBefore
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &tokenCache{name: name, mint: mint, refreshBefore: refreshBefore, now: now, log: log}
+}
+
+func (c *tokenCache) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+func (c *tokenCache) get(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	now := c.now()
+	if c.valid(now) {
+		tok := c.token
+		if !now.Before(c.expiry.Add(-c.refreshBefore)) && c.inflight == nil && !now.Before(c.nextTry) {
+			c.startRefresh()
+		}
+		c.mu.Unlock()
+		return tok, nil
+	}
+	if c.inflight == nil {
+		if c.lastErr != nil && now.Before(c.nextTry) {
+			// Fail fast while backing off, rather than send every
+			// request to a token endpoint that just failed.
+			err := c.lastErr
+			c.mu.Unlock()
+			return "", err
+		}
+		c.startRefresh()
+	}
+	done := c.inflight
+	c.mu.Unlock()
+
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return "", fmt.Errorf("%s: %w", c.name, ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.valid(c.now()) {
+		return c.token, nil
+	}
+	if c.lastErr != nil {
+		return "", c.lastErr
+	}
+	return "", fmt.Errorf("%s: endpoint returned an expired token", c.name)
+}
+
+// valid reports whether the cached token may still be sent. c.mu is held.
+func (c *tokenCache) valid(now time.Time) bool {
+	return c.token != "" && now.Before(c.expiry.Add(-expirySkew))
+}
+
+// startRefresh mints a token in the background. c.mu is held. The refresh
+// outlives the request that noticed the need, so it has its own deadline
+// instead of the request's context.
+func (c *tokenCache) startRefresh() {
+	done := make(chan struct{})
+	c.inflight = done
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), mintTimeout)
+		tok, ttl, err := c.mint(ctx)
+		cancel()
+
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		now := c.now()
+		if err != nil {
+			c.failures++
+			c.lastErr = err
+			c.nextTry = now.Add(retryDelay(c.failures))
+			if c.valid(now) {
+				c.log.Warn(c.name+" refresh failed; the current token stays in use",
+					slog.Time("expiry", c.expiry), slog.Time("next_try", c.nextTry), slog.String("error", err.Error()))
+			}
+		} else {
+			c.token, c.expiry = tok, now.Add(ttl)
+			c.lastErr, c.failures, c.nextTry = nil, 0, time.Time{}
+		}
+		c.inflight = nil
+		close(done)
+	}()
+}
