@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
@@ -46,9 +47,12 @@ func TestProviders_EndToEnd(t *testing.T) {
 		"bedrock":   fakeprovider.Start(t, fakeprovider.Bedrock, fakeprovider.WithAPIKey("aws-secret")),
 		"gemini":    fakeprovider.Start(t, fakeprovider.Gemini, fakeprovider.WithAPIKey("k-gemini")),
 		"vertex":    fakeprovider.Start(t, fakeprovider.Gemini, fakeprovider.WithAPIKey("vertex-token")),
-		"cohere":    fakeprovider.Start(t, fakeprovider.Cohere, fakeprovider.WithAPIKey("k-cohere")),
-		"ollama":    fakeprovider.Start(t, fakeprovider.Ollama),
-		"groq":      fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("k-groq")),
+		// Claude on Vertex AI: the Anthropic fake's Vertex paths, which
+		// take the same bearer token.
+		"vertex-claude": fakeprovider.Start(t, fakeprovider.Anthropic, fakeprovider.WithAPIKey("vertex-token")),
+		"cohere":        fakeprovider.Start(t, fakeprovider.Cohere, fakeprovider.WithAPIKey("k-cohere")),
+		"ollama":        fakeprovider.Start(t, fakeprovider.Ollama),
+		"groq":          fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("k-groq")),
 	}
 	u := func(name string) string { return fakes[name].URL() }
 	cfg := fmt.Sprintf(`
@@ -59,11 +63,12 @@ model_list:
   - {model_name: p-bedrock, litellm_params: {model: bedrock/anthropic.claude-3-5-haiku-20241022-v1:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: d-bedrock}}
   - {model_name: p-gemini, litellm_params: {model: gemini/gemini-2.5-flash, api_base: "%s", api_key: k-gemini}, model_info: {id: d-gemini}}
   - {model_name: p-vertex, litellm_params: {model: vertex_ai/gemini-2.5-pro, api_base: "%s", vertex_project: proj-1, vertex_location: us-central1, vertex_credentials: '%s'}, model_info: {id: d-vertex}}
+  - {model_name: p-vertex-claude, litellm_params: {model: vertex_ai/claude-sonnet-4-5@20250929, api_base: "%s", vertex_project: proj-1, vertex_location: us-east5, vertex_credentials: '%s'}, model_info: {id: d-vertex-claude}}
   - {model_name: p-cohere, litellm_params: {model: cohere/command-r-plus, api_base: "%s", api_key: k-cohere}, model_info: {id: d-cohere}}
   - {model_name: p-ollama, litellm_params: {model: ollama_chat/llama3.1, api_base: "%s"}, model_info: {id: d-ollama}}
   - {model_name: p-groq, litellm_params: {model: groq/llama-3.3-70b-versatile, api_base: "%s/v1", api_key: k-groq}, model_info: {id: d-groq}}
 keys: [{id: demo, key: sk-tollgate-demo}]
-`, u("openai"), u("anthropic"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("cohere"), u("ollama"), u("groq"))
+`, u("openai"), u("anthropic"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("vertex-claude"), vertexUser, u("cohere"), u("ollama"), u("groq"))
 	// The rest of the OpenAI-compatible family, each by config alone, served
 	// by the same OpenAI-format fake.
 	compat := []string{}
@@ -91,7 +96,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"d-vertex", "de-vertex"} {
+	for _, id := range []string{"d-vertex", "d-vertex-claude", "de-vertex"} {
 		d, _ := rt.Routes.Deployment(id)
 		d.Credentials = staticToken("vertex-token")
 	}
@@ -120,7 +125,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 	sim := startSim(t, "../../examples/xds/envoy.yaml", map[string]string{"127.0.0.1:50051": extprocAddr, "127.0.0.1:18000": xdsAddr})
 	client := openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
 
-	for _, name := range append([]string{"openai", "anthropic", "azure", "bedrock", "gemini", "vertex", "cohere", "ollama", "groq"}, compat...) {
+	for _, name := range append([]string{"openai", "anthropic", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama", "groq"}, compat...) {
 		params := userMessage("hello " + name + " provider")
 		params.Model = "p-" + name
 		want := "echo: hello " + name + " provider"
@@ -185,7 +190,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 	// Anthropic's Messages API in front of every provider (Claude Code
 	// pointed at any deployment).
 	ac := anthropic.NewClient(anthropicopt.WithBaseURL(sim.URL()), anthropicopt.WithAPIKey(demoKey), anthropicopt.WithMaxRetries(0))
-	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "cohere", "ollama", "groq"} {
+	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama", "groq"} {
 		t.Run(name+"/messages", func(t *testing.T) {
 			mp := anthropic.MessageNewParams{Model: anthropic.Model("p-" + name), MaxTokens: 100,
 				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("messages to " + name))}}
@@ -236,5 +241,31 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 	}
 	if path := fakes["azure"].Requests()[0].Path; !strings.HasPrefix(path, "/openai/deployments/my-gpt4o/") {
 		t.Errorf("azure path %q", path)
+	}
+	// Claude on Vertex: Google's path and token, Anthropic's body without
+	// its model or first-party credentials, for chat and /v1/messages alike.
+	const vertexClaude = "/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:"
+	var raw, streamed int
+	for _, r := range fakes["vertex-claude"].Requests() {
+		switch r.Path {
+		case vertexClaude + "rawPredict":
+			raw++
+		case vertexClaude + "streamRawPredict":
+			streamed++
+		default:
+			t.Errorf("vertex-claude path %q", r.Path)
+		}
+		if r.Header.Get("Authorization") != "Bearer vertex-token" || r.Header.Get("X-Api-Key") != "" || r.Header.Get("Anthropic-Version") != "" || r.Header.Get("X-Goog-Api-Key") != "" {
+			t.Errorf("vertex-claude headers %v", r.Header)
+		}
+		if gjson.GetBytes(r.Body, "model").Exists() || gjson.GetBytes(r.Body, "anthropic_version").Str != "vertex-2023-10-16" {
+			t.Errorf("vertex-claude body %s", r.Body)
+		}
+		if r.Status != 200 {
+			t.Errorf("vertex-claude answered %d to %s", r.Status, r.Body)
+		}
+	}
+	if raw < 2 || streamed < 3 {
+		t.Errorf("vertex-claude saw %d rawPredict and %d streamRawPredict requests", raw, streamed)
 	}
 }

@@ -26,7 +26,10 @@ var anthropicMessageKeys = jsonKeys(reflect.TypeFor[anthropic.MessageParam]())
 // anthropicVersions are the anthropic-version values the API accepts.
 var anthropicVersions = []string{"2023-06-01", "2023-01-01"}
 
-func (*anthropicAPI) handles(path string) bool { return path == "/v1/messages" }
+// handles includes Claude on Vertex AI's paths (anthropic_vertex.go).
+func (*anthropicAPI) handles(path string) bool {
+	return path == "/v1/messages" || parseAnthropicVertexRoute(path).ok
+}
 
 func (*anthropicAPI) idPrefix() string     { return "msg_" }
 func (*anthropicAPI) toolIDPrefix() string { return "toolu_" }

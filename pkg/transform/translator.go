@@ -289,6 +289,9 @@ func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, err
 	case APIEmbeddings:
 		return NewEmbeddingsRequest(p, t)
 	case APIChatCompletions:
+		if isVertexAnthropic(p, t.Model) {
+			return NewOpenAIToVertexAnthropicRequest(t), nil
+		}
 		switch p {
 		case ProviderOpenAI:
 			return &openAIToOpenAIRequest{target: t}, nil
@@ -317,6 +320,10 @@ func NewRequestTranslator(api API, p Provider, t Target) (RequestTranslator, err
 func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTranslator, error) {
 	switch api {
 	case APIMessages:
+		if isVertexAnthropic(p, o.Model) {
+			// The chat stage's options carry no model to route by.
+			return messagesViaChatResponse(o, &openAIToAnthropicResponse{opts: messagesChatOptions(o)}), nil
+		}
 		return newMessagesResponse(p, o)
 	case APIEmbeddings:
 		return NewEmbeddingsResponse(p, o)
@@ -328,6 +335,9 @@ func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTran
 		}
 		return NewCompletionsResponse(o), nil
 	case APIChatCompletions:
+		if isVertexAnthropic(p, o.Model) {
+			return &openAIToAnthropicResponse{opts: o}, nil
+		}
 		switch p {
 		case ProviderOpenAI:
 			return &openAIToOpenAIResponse{opts: o}, nil
