@@ -9,14 +9,22 @@ import (
 // AzureOpenAI serves Azure OpenAI chat completions: POST
 // /openai/deployments/{deployment}/chat/completions and the versionless v1
 // API's /openai/v1/chat/completions, with bodies, streams and errors as the
-// OpenAI fake's. The key goes in api-key (an Entra ID bearer token is
-// accepted in authorization when no key is configured). The api-version
-// query is not checked: the fake sees only the path.
+// OpenAI fake's. The key goes in api-key; an Entra ID token goes in
+// authorization: Bearer, checked against [WithEntraToken]'s (with neither
+// configured any credential is accepted). The api-version query is not
+// checked: the fake sees only the path.
 const AzureOpenAI Kind = "azure"
+
+// WithEntraToken makes the Azure fake accept authorization: Bearer token
+// as an alternative to the api-key of [WithAPIKey], as Azure OpenAI
+// accepts Entra ID tokens. Without it a bearer token is not checked.
+func WithEntraToken(token string) Option { return func(c *config) { c.entraToken = token } }
 
 // azureOpenAI is the OpenAI fake on Azure's routes and key header.
 type azureOpenAI struct {
 	openAI
+	// entraToken is the accepted bearer token; "" accepts none.
+	entraToken string
 }
 
 var (
@@ -42,11 +50,21 @@ func (*azureOpenAI) setResponseHeaders(h http.Header, requestID string) {
 	h.Set("X-Ms-Region", "East US")
 }
 
-func (*azureOpenAI) authenticate(h http.Header, key string) *apiError {
-	if key == "" {
+func (a *azureOpenAI) authenticate(h http.Header, key string) *apiError {
+	badToken := &apiError{Status: http.StatusUnauthorized, Code: "401",
+		Message: "Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired."}
+	if tok, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok && a.entraToken != "" {
+		if tok != a.entraToken {
+			return badToken
+		}
 		return nil
 	}
-	if h.Get("Api-Key") != key {
+	switch {
+	case key == "" && a.entraToken == "":
+		return nil
+	case key == "":
+		return badToken
+	case h.Get("Api-Key") != key:
 		return &apiError{Status: http.StatusUnauthorized, Code: "401",
 			Message: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}
 	}

@@ -3,6 +3,7 @@ package fakeprovider_test
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -75,6 +76,55 @@ func TestAzure_ThroughTranslator(t *testing.T) {
 				transform.NewOpenAIToAzureResponse)
 			if p := srv.Requests()[0].Path; (version == "v1") != (p == "/openai/v1/chat/completions") {
 				t.Errorf("path %s", p)
+			}
+		})
+	}
+}
+
+func TestAzure_EntraToken(t *testing.T) {
+	const token = "aad-token-1"
+	tests := []struct {
+		name     string
+		srvOpts  []fakeprovider.Option
+		headers  map[string]string
+		wantCode int
+		wantMsg  string
+	}{
+		{name: "bearer token", srvOpts: []fakeprovider.Option{fakeprovider.WithAPIKey(testKey), fakeprovider.WithEntraToken(token)},
+			headers: map[string]string{"Authorization": "Bearer " + token}, wantCode: 200},
+		{name: "api-key still accepted", srvOpts: []fakeprovider.Option{fakeprovider.WithAPIKey(testKey), fakeprovider.WithEntraToken(token)},
+			headers: map[string]string{"api-key": testKey}, wantCode: 200},
+		{name: "token only", srvOpts: []fakeprovider.Option{fakeprovider.WithEntraToken(token)},
+			headers: map[string]string{"Authorization": "Bearer " + token}, wantCode: 200},
+		{name: "wrong token", srvOpts: []fakeprovider.Option{fakeprovider.WithAPIKey(testKey), fakeprovider.WithEntraToken(token)},
+			headers: map[string]string{"Authorization": "Bearer other"}, wantCode: 401, wantMsg: "Access token is missing, invalid"},
+		{name: "no credential with token only", srvOpts: []fakeprovider.Option{fakeprovider.WithEntraToken(token)},
+			wantCode: 401, wantMsg: "Access token is missing, invalid"},
+		{name: "bearer without WithEntraToken is not a key", srvOpts: []fakeprovider.Option{fakeprovider.WithAPIKey(testKey)},
+			headers: map[string]string{"Authorization": "Bearer " + testKey}, wantCode: 401, wantMsg: "invalid subscription key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fakeprovider.Start(t, fakeprovider.AzureOpenAI, tt.srvOpts...)
+			opts := []option.RequestOption{option.WithBaseURL(srv.URL() + "/openai/deployments/d"), option.WithMaxRetries(0),
+				option.WithQuery("api-version", "2024-10-21"), option.WithHeaderDel("authorization")}
+			for k, v := range tt.headers {
+				opts = append(opts, option.WithHeader(k, v))
+			}
+			client := openai.NewClient(opts...)
+			_, err := client.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "d", Messages: userMsg("x")})
+			if got := srv.Requests()[0].Header.Get("Authorization"); got != tt.headers["Authorization"] {
+				t.Fatalf("sent authorization %q", got)
+			}
+			if tt.wantCode == 200 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != tt.wantCode || !strings.Contains(apiErr.Message, tt.wantMsg) {
+				t.Errorf("err = %v, want %d %q", err, tt.wantCode, tt.wantMsg)
 			}
 		})
 	}

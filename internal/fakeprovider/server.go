@@ -70,6 +70,7 @@ type config struct {
 	reply         string
 	contextWindow int
 	models        []string
+	entraToken    string
 	clock         func() time.Time
 	logger        *slog.Logger
 }
@@ -161,7 +162,7 @@ func New(kind Kind, opts ...Option) (*Server, error) {
 	case Ollama:
 		s.prov = &ollamaAPI{}
 	case AzureOpenAI:
-		s.prov = &azureOpenAI{}
+		s.prov = &azureOpenAI{entraToken: cfg.entraToken}
 	default:
 		return nil, fmt.Errorf("fakeprovider: unknown kind %q", kind)
 	}
