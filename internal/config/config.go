@@ -199,6 +199,16 @@ type LiteLLMParams struct {
 	VertexProject     string `yaml:"vertex_project"`
 	VertexLocation    string `yaml:"vertex_location"`
 	VertexCredentials string `yaml:"vertex_credentials"`
+	// Azure Entra ID settings of azure deployments, instead of api_key.
+	// AzureADToken is a fixed bearer token; TenantID, ClientID and
+	// ClientSecret (all three together) have a token minted by the client
+	// credentials grant for https://cognitiveservices.azure.com/.default
+	// and refreshed before it expires. All are secret references or
+	// literals; the two ways are mutually exclusive. Empty means api_key.
+	AzureADToken string `yaml:"azure_ad_token"`
+	TenantID     string `yaml:"tenant_id"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
 	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
 	// server derives Envoy endpoint weights from them. Order is LiteLLM's
 	// priority within the group.
@@ -386,6 +396,9 @@ func (f *File) validate(env func(string) (string, bool)) error {
 		}
 		if _, err := resolveSecret(m.LiteLLMParams.APIKey, env); err != nil {
 			add(p+".litellm_params.api_key", "%v", err)
+		}
+		if err := m.validateAzureAuth(env); err != nil {
+			add(p+".litellm_params", "%v", err)
 		}
 		if m.LiteLLMParams.MaxTokens < 0 {
 			add(p+".litellm_params.max_tokens", "must not be negative")

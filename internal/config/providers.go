@@ -85,13 +85,20 @@ type cloud struct {
 	creds           credentials.Source
 }
 
-// cloudFor builds the credentials source of a Bedrock or Vertex deployment.
-// Bedrock's SigV4 credentials come from the entry or AWS's default chain;
-// Vertex's OAuth tokens from vertex_credentials or Google's Application
-// Default Credentials.
+// cloudFor builds the credentials source of a Bedrock, Vertex or Azure
+// deployment. Bedrock's SigV4 credentials come from the entry or AWS's
+// default chain; Vertex's OAuth tokens from vertex_credentials or Google's
+// Application Default Credentials; Azure's Entra ID tokens from
+// azure_ad_token or the client credentials (none: api_key alone).
 func (m ModelEntry) cloudFor(p transform.Provider, env func(string) (string, bool)) (cloud, error) {
 	lp := m.LiteLLMParams
 	switch p {
+	case transform.ProviderAzure:
+		src, err := m.azureCredentials(env)
+		if err != nil || src == nil {
+			return cloud{}, err
+		}
+		return cloud{creds: src}, nil
 	case transform.ProviderBedrock:
 		region := lp.AWSRegionName
 		for _, name := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
@@ -142,4 +149,77 @@ func (m ModelEntry) cloudFor(p transform.Provider, env func(string) (string, boo
 		return cloud{region: location, project: project, creds: src}, nil
 	}
 	return cloud{}, nil
+}
+
+// azureAuthFields are the Entra ID settings, in config order.
+func (lp LiteLLMParams) azureAuthFields() [4]struct{ name, ref string } {
+	return [...]struct{ name, ref string }{
+		{"azure_ad_token", lp.AzureADToken}, {"tenant_id", lp.TenantID}, {"client_id", lp.ClientID}, {"client_secret", lp.ClientSecret},
+	}
+}
+
+// validateAzureAuth reports every problem with the Entra ID settings:
+// only azure deployments take them, azure_ad_token excludes the client
+// credentials, those three come together, neither goes with api_key, and
+// each reference resolves to a value.
+func (m ModelEntry) validateAzureAuth(env func(string) (string, bool)) error {
+	lp := m.LiteLLMParams
+	fields := lp.azureAuthFields()
+	var set, missing []string
+	var errs []error
+	for i, f := range fields {
+		if f.ref == "" {
+			if i > 0 {
+				missing = append(missing, f.name)
+			}
+			continue
+		}
+		set = append(set, f.name)
+		if v, err := resolveSecret(f.ref, env); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		} else if v == "" {
+			errs = append(errs, fmt.Errorf("%s: resolves to an empty secret", f.name))
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	if p, _, err := m.provider(); err == nil && p != transform.ProviderAzure {
+		return fmt.Errorf("%s: only provider azure takes Entra ID credentials", strings.Join(set, ", "))
+	}
+	client := len(fields) - 1 - len(missing)
+	switch {
+	case lp.AzureADToken != "" && client > 0:
+		errs = append(errs, errors.New("azure_ad_token and tenant_id/client_id/client_secret are mutually exclusive"))
+	case client > 0 && len(missing) > 0:
+		errs = append(errs, fmt.Errorf("tenant_id, client_id and client_secret are required together (missing %s)", strings.Join(missing, ", ")))
+	}
+	if lp.APIKey != "" {
+		errs = append(errs, fmt.Errorf("api_key and %s are mutually exclusive: Azure takes one credential", strings.Join(set, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// azureCredentials builds an Azure deployment's Entra ID source, nil when
+// it authenticates with api_key. The settings are validated already.
+func (m ModelEntry) azureCredentials(env func(string) (string, bool)) (credentials.Source, error) {
+	var v [4]string
+	for i, f := range m.LiteLLMParams.azureAuthFields() {
+		s, err := resolveSecret(f.ref, env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		v[i] = s
+	}
+	switch {
+	case v[0] != "":
+		return credentials.AzureBearer(v[0]), nil
+	case v[1] != "" || v[2] != "" || v[3] != "":
+		src, err := credentials.NewAzure(credentials.AzureConfig{TenantID: v[1], ClientID: v[2], ClientSecret: v[3]})
+		if err != nil {
+			return nil, fmt.Errorf("azure credentials: %w", err)
+		}
+		return src, nil
+	}
+	return nil, nil
 }

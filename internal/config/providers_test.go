@@ -1,16 +1,19 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tollgate-gw/tollgate/pkg/credentials"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 const vertexUser = `{"type":"authorized_user","client_id":"cid","client_secret":"s","refresh_token":"r","quota_project_id":"qp"}`
 
 func TestBuild_Providers(t *testing.T) {
-	env := envOf(map[string]string{"VERTEX_CREDS": vertexUser, "AWS_SECRET": "secret"})
+	env := envOf(map[string]string{"VERTEX_CREDS": vertexUser, "AWS_SECRET": "secret", "AZURE_AD_TOKEN": "aad-tok", "AZURE_SECRET": "s3cret"})
 	for _, tc := range []struct {
 		name, params                 string
 		provider                     transform.Provider
@@ -19,6 +22,8 @@ func TestBuild_Providers(t *testing.T) {
 	}{
 		{"openai", "{model: openai/gpt-4o}", transform.ProviderOpenAI, "gpt-4o", "https://api.openai.com/v1", "", "", false, false},
 		{"azure", "{model: azure/my-deployment, api_base: 'https://r.openai.azure.com', api_version: '2024-10-21'}", transform.ProviderAzure, "my-deployment", "https://r.openai.azure.com", "", "", false, false},
+		{"azure entra id token", "{model: azure/my-deployment, api_base: 'https://r.openai.azure.com', azure_ad_token: os.environ/AZURE_AD_TOKEN}", transform.ProviderAzure, "my-deployment", "https://r.openai.azure.com", "", "", true, false},
+		{"azure client credentials", "{model: azure/my-deployment, api_base: 'https://r.openai.azure.com', tenant_id: t1, client_id: app-1, client_secret: os.environ/AZURE_SECRET}", transform.ProviderAzure, "my-deployment", "https://r.openai.azure.com", "", "", true, false},
 		{"bedrock", "{model: bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0, aws_region_name: us-west-2, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: os.environ/AWS_SECRET}", transform.ProviderBedrock, "us.anthropic.claude-sonnet-4-20250514-v1:0", "https://bedrock-runtime.us-west-2.amazonaws.com", "us-west-2", "", true, false},
 		{"gemini", "{model: gemini/gemini-2.5-flash, api_key: k}", transform.ProviderGemini, "gemini-2.5-flash", "https://generativelanguage.googleapis.com", "", "", false, false},
 		{"vertex", "{model: vertex_ai/gemini-2.5-pro, vertex_project: p1, vertex_location: europe-west4, vertex_credentials: os.environ/VERTEX_CREDS}", transform.ProviderVertexAI, "gemini-2.5-pro", "https://europe-west4-aiplatform.googleapis.com", "europe-west4", "p1", true, false},
@@ -58,6 +63,13 @@ func TestBuild_ProviderRejects(t *testing.T) {
 		{"vllm needs api_base", "{model: hosted_vllm/x}", "api_base: required for provider hosted_vllm"},
 		{"bedrock needs a region", "{model: bedrock/x, aws_access_key_id: a, aws_secret_access_key: b}", "aws_region_name is required"},
 		{"bedrock secret unset", "{model: bedrock/x, aws_region_name: us-east-1, aws_access_key_id: a, aws_secret_access_key: os.environ/NOPE}", "aws_secret_access_key"},
+		{"azure_ad_token excludes client credentials", "{model: azure/d, api_base: 'https://r', azure_ad_token: t, tenant_id: t1, client_id: c, client_secret: s}", "azure_ad_token and tenant_id/client_id/client_secret are mutually exclusive"},
+		{"client credentials come together", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c}", "model_list[0].litellm_params: tenant_id, client_id and client_secret are required together (missing client_secret)"},
+		{"client credentials come together, two missing", "{model: azure/d, api_base: 'https://r', client_secret: s}", "(missing tenant_id, client_id)"},
+		{"entra id excludes api_key", "{model: azure/d, api_base: 'https://r', api_key: k, azure_ad_token: t}", "api_key and azure_ad_token are mutually exclusive"},
+		{"entra id on another provider", "{model: openai/gpt-4o, azure_ad_token: t}", "azure_ad_token: only provider azure takes Entra ID credentials"},
+		{"azure_ad_token unset", "{model: azure/d, api_base: 'https://r', azure_ad_token: os.environ/NOPE}", "azure_ad_token: environment variable NOPE is not set"},
+		{"client_secret empty", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c, client_secret: os.environ/EMPTY}", "client_secret: resolves to an empty secret"},
 		{"vertex bad credentials", "{model: vertex_ai/x, vertex_project: p, vertex_credentials: '{\"type\":\"service_account\",\"private_key\":\"nope\"}'}", "vertex credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,9 +77,67 @@ func TestBuild_ProviderRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.Build(envOf(nil)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := f.Build(envOf(map[string]string{"EMPTY": ""})); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
+}
+
+func TestBuild_AzureCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name, params string
+		check        func(t *testing.T, c credentials.Source)
+	}{
+		{"api_key only: no source", "api_key: k", func(t *testing.T, c credentials.Source) {
+			if c != nil {
+				t.Errorf("credentials %T", c)
+			}
+		}},
+		{"azure_ad_token: a fixed bearer", "azure_ad_token: os.environ/TOK", func(t *testing.T, c credentials.Source) {
+			h, err := c.Apply(t.Context(), &credentials.Request{})
+			if err != nil || len(h) != 1 || h[0].Key != "authorization" || h[0].Value != "Bearer aad-tok" {
+				t.Errorf("headers %+v, %v", h, err)
+			}
+		}},
+		{"client credentials: a minting source", "tenant_id: t1, client_id: c, client_secret: file:" + secretFile(t, "s3cret\n"), func(t *testing.T, c credentials.Source) {
+			if _, ok := c.(*credentials.AzureSource); !ok {
+				t.Errorf("credentials %T", c)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte("model_list: [{model_name: m, litellm_params: {model: azure/d, api_base: 'https://r.openai.azure.com', " + tc.params + "}}]\nkeys: [{key: sk-1}]\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt, err := f.Build(envOf(map[string]string{"TOK": "aad-tok"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := rt.Routes.Groups()[0].Deployments[0]
+			tc.check(t, d.Credentials)
+			// Without a key the translator sends no api-key, leaving
+			// authorization to the source.
+			res, err := transform.NewOpenAIToAzureRequest(d.Target()).RequestBody([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range res.SetHeaders {
+				if h.Key == "api-key" && d.APIKey == "" {
+					t.Errorf("api-key sent without a key: %+v", res.SetHeaders)
+				}
+			}
+		})
+	}
+}
+
+// secretFile writes a secret to a file and returns its path.
+func secretFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
