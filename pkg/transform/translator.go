@@ -57,9 +57,10 @@ const (
 	// ProviderGemini is the Gemini API of Google AI Studio, authorized by
 	// an API key.
 	ProviderGemini Provider = "gemini"
-	// ProviderVertexAI is Gemini on Vertex AI, authorized by an OAuth
-	// token from a credentials.Source. Target.Project tells it from
-	// ProviderGemini.
+	// ProviderVertexAI is Vertex AI, authorized by an OAuth token from a
+	// credentials.Source: Gemini models, and Anthropic's Claude models
+	// (model names starting "claude") through rawPredict. Target.Project
+	// tells it from ProviderGemini.
 	ProviderVertexAI Provider = "vertex_ai"
 	// ProviderCohere is Cohere's v2 Chat API.
 	ProviderCohere Provider = "cohere"
