@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tollgate-gw/tollgate/pkg/transform"
@@ -72,37 +71,14 @@ type GoogleConfig struct {
 // stays in use; once no valid token is left Apply returns the last error.
 // It is safe for concurrent use.
 type GoogleSource struct {
-	mint          func(ctx context.Context) (token string, expiresIn time.Duration, err error)
-	projectID     string
-	refreshBefore time.Duration
-	now           func() time.Time
-	log           *slog.Logger
-
-	mu       sync.Mutex
-	token    string
-	expiry   time.Time
-	inflight chan struct{} // closed when the running refresh ends; nil when none
-	lastErr  error
-	failures int
-	nextTry  time.Time
+	cache     *tokenCache
+	projectID string
 }
 
 var _ Source = (*GoogleSource)(nil)
 
-// Token lifetimes and retry pacing.
-const (
-	defaultRefreshBefore = 5 * time.Minute
-	// expirySkew treats a token as expired slightly early, so that a
-	// request does not reach Google with a token that lapses on the way.
-	expirySkew = 10 * time.Second
-	// minRetry and maxRetry bound the backoff after failed refreshes.
-	minRetry = time.Second
-	maxRetry = time.Minute
-	// mintTimeout bounds one token request made in the background.
-	mintTimeout = 30 * time.Second
-	// jwtLifetime is the assertion lifetime Google allows at most.
-	jwtLifetime = time.Hour
-)
+// jwtLifetime is the assertion lifetime Google allows at most.
+const jwtLifetime = time.Hour
 
 // googleKey is the subset of a Google credentials file this package reads.
 type googleKey struct {
@@ -122,20 +98,10 @@ type googleKey struct {
 // NewGoogle builds a GoogleSource. It reads and checks the credentials but
 // makes no network call.
 func NewGoogle(cfg GoogleConfig) (*GoogleSource, error) {
-	s := &GoogleSource{
-		refreshBefore: cfg.RefreshBefore,
-		now:           cfg.Now,
-		log:           cfg.Logger,
-	}
-	if s.refreshBefore <= 0 {
-		s.refreshBefore = defaultRefreshBefore
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
+	s := &GoogleSource{}
+	// The minters fill in s.cache.mint; until then the cache only holds
+	// the defaulted clock that the service account minter signs with.
+	s.cache = newTokenCache("google token", nil, cfg.RefreshBefore, cfg.Now, cfg.Logger)
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: mintTimeout}
@@ -154,7 +120,7 @@ func NewGoogle(cfg GoogleConfig) (*GoogleSource, error) {
 		if metadata == "" {
 			metadata = GoogleMetadataTokenURL
 		}
-		s.mint = metadataMinter(client, metadata, scopes)
+		s.cache.mint = metadataMinter(client, metadata, scopes)
 		return s, nil
 	}
 	var key googleKey
@@ -178,13 +144,13 @@ func NewGoogle(cfg GoogleConfig) (*GoogleSource, error) {
 			return nil, errors.New("google credentials: service account has no client_email")
 		}
 		s.projectID = key.ProjectID
-		s.mint = serviceAccountMinter(client, tokenURL, &key, pk, strings.Join(scopes, " "), s.now)
+		s.cache.mint = serviceAccountMinter(client, tokenURL, &key, pk, strings.Join(scopes, " "), s.cache.now)
 	case "authorized_user":
 		if key.RefreshToken == "" || key.ClientID == "" {
 			return nil, errors.New("google credentials: authorized_user needs client_id and refresh_token")
 		}
 		s.projectID = key.QuotaProjectID
-		s.mint = refreshTokenMinter(client, tokenURL, &key)
+		s.cache.mint = refreshTokenMinter(client, tokenURL, &key)
 	default:
 		return nil, fmt.Errorf("google credentials: unsupported type %q (want service_account or authorized_user)", key.Type)
 	}
@@ -228,11 +194,7 @@ func (s *GoogleSource) ProjectID() string { return s.projectID }
 
 // Err returns the error of the last token request, nil once one
 // succeeds. While it is set a still-valid older token may be in use.
-func (s *GoogleSource) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr
-}
+func (s *GoogleSource) Err() error { return s.cache.err() }
 
 // Apply implements Source with authorization: Bearer <token>.
 func (s *GoogleSource) Apply(ctx context.Context, _ *Request) ([]transform.Header, error) {
@@ -245,91 +207,7 @@ func (s *GoogleSource) Apply(ctx context.Context, _ *Request) ([]transform.Heade
 
 // Token returns a valid access token, waiting for one only when none is
 // cached.
-func (s *GoogleSource) Token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	now := s.now()
-	if s.valid(now) {
-		tok := s.token
-		if !now.Before(s.expiry.Add(-s.refreshBefore)) && s.inflight == nil && !now.Before(s.nextTry) {
-			s.startRefresh()
-		}
-		s.mu.Unlock()
-		return tok, nil
-	}
-	if s.inflight == nil {
-		if s.lastErr != nil && now.Before(s.nextTry) {
-			// Fail fast while backing off, rather than send every
-			// request to a token endpoint that just failed.
-			err := s.lastErr
-			s.mu.Unlock()
-			return "", err
-		}
-		s.startRefresh()
-	}
-	done := s.inflight
-	s.mu.Unlock()
-
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return "", fmt.Errorf("google token: %w", ctx.Err())
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.valid(s.now()) {
-		return s.token, nil
-	}
-	if s.lastErr != nil {
-		return "", s.lastErr
-	}
-	return "", errors.New("google token: endpoint returned an expired token")
-}
-
-// valid reports whether the cached token may still be sent. s.mu is held.
-func (s *GoogleSource) valid(now time.Time) bool {
-	return s.token != "" && now.Before(s.expiry.Add(-expirySkew))
-}
-
-// startRefresh mints a token in the background. s.mu is held. The refresh
-// outlives the request that noticed the need, so it has its own deadline
-// instead of the request's context.
-func (s *GoogleSource) startRefresh() {
-	done := make(chan struct{})
-	s.inflight = done
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), mintTimeout)
-		tok, ttl, err := s.mint(ctx)
-		cancel()
-
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		now := s.now()
-		if err != nil {
-			s.failures++
-			s.lastErr = err
-			s.nextTry = now.Add(retryDelay(s.failures))
-			if s.valid(now) {
-				s.log.Warn("google token refresh failed; the current token stays in use",
-					slog.Time("expiry", s.expiry), slog.Time("next_try", s.nextTry), slog.String("error", err.Error()))
-			}
-		} else {
-			s.token, s.expiry = tok, now.Add(ttl)
-			s.lastErr, s.failures, s.nextTry = nil, 0, time.Time{}
-		}
-		s.inflight = nil
-		close(done)
-	}()
-}
-
-// retryDelay is the wait after the n-th failure in a row: doubling from
-// minRetry, capped at maxRetry.
-func retryDelay(n int) time.Duration {
-	d := minRetry
-	for i := 1; i < n && d < maxRetry; i++ {
-		d *= 2
-	}
-	return min(d, maxRetry)
-}
+func (s *GoogleSource) Token(ctx context.Context) (string, error) { return s.cache.get(ctx) }
 
 // tokenResponse is an OAuth token endpoint's answer, success or error.
 type tokenResponse struct {
