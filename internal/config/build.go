@@ -84,13 +84,20 @@ func (m ModelEntry) provider() (transform.Provider, string, error) {
 }
 
 // deploymentID is model_info.id, or a hash of the entry like LiteLLM's, so
-// the id stays stable while the entry does not change.
+// the id stays stable while the entry does not change. Credentials enter
+// the hash as written (the secret reference), never resolved. The Entra ID
+// fields are added only when one is set, so entries without them keep the
+// ids they had before those fields were hashed.
 func (m ModelEntry) deploymentID() string {
 	if m.ModelInfo.ID != "" {
 		return m.ModelInfo.ID
 	}
 	p := m.LiteLLMParams
-	h := sha256.Sum256([]byte(strings.Join([]string{m.ModelName, p.Model, p.CustomLLMProvider, p.APIBase, p.APIKey}, "\x00")))
+	parts := []string{m.ModelName, p.Model, p.CustomLLMProvider, p.APIBase, p.APIKey}
+	if p.AzureADToken != "" || p.TenantID != "" || p.ClientID != "" || p.ClientSecret != "" {
+		parts = append(parts, p.AzureADToken, p.TenantID, p.ClientID, p.ClientSecret)
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:8])
 }
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,10 +187,44 @@ func TestDeploymentID_StableWhenDerived(t *testing.T) {
 	if a, b := m.deploymentID(), m.deploymentID(); a != b || len(a) != 16 {
 		t.Fatalf("ids %q %q", a, b)
 	}
-	n := m
-	n.LiteLLMParams.APIBase = "https://other"
-	if m.deploymentID() == n.deploymentID() {
-		t.Fatal("different entries share an id")
+	// The id of an entry without Entra ID fields is the one it had before
+	// they were hashed: model_name, model, custom_llm_provider, api_base,
+	// api_key.
+	old := sha256.Sum256([]byte("g\x00openai/x\x00\x00\x00os.environ/K"))
+	if got, want := m.deploymentID(), hex.EncodeToString(old[:8]); got != want {
+		t.Errorf("id = %s, want the unchanged %s", got, want)
+	}
+}
+
+func TestDeploymentID_DistinctEntries(t *testing.T) {
+	azure := ModelEntry{ModelName: "g", LiteLLMParams: LiteLLMParams{Model: "azure/d", APIBase: "https://r.openai.azure.com"}}
+	entra := azure
+	entra.LiteLLMParams.TenantID, entra.LiteLLMParams.ClientID, entra.LiteLLMParams.ClientSecret = "os.environ/T", "os.environ/C", "os.environ/S"
+	for _, tt := range []struct {
+		name string
+		base ModelEntry
+		edit func(*LiteLLMParams)
+	}{
+		{"api_base", azure, func(p *LiteLLMParams) { p.APIBase = "https://other" }},
+		{"api_key", azure, func(p *LiteLLMParams) { p.APIKey = "os.environ/K" }},
+		{"azure_ad_token", azure, func(p *LiteLLMParams) { p.AzureADToken = "os.environ/TOK" }},
+		{"azure_ad_token reference", func() ModelEntry { e := azure; e.LiteLLMParams.AzureADToken = "os.environ/TOK_A"; return e }(), func(p *LiteLLMParams) { p.AzureADToken = "os.environ/TOK_B" }},
+		{"client credentials vs none", azure, func(p *LiteLLMParams) {
+			p.TenantID, p.ClientID, p.ClientSecret = "os.environ/T", "os.environ/C", "os.environ/S"
+		}},
+		{"tenant_id", entra, func(p *LiteLLMParams) { p.TenantID = "os.environ/T2" }},
+		{"client_id", entra, func(p *LiteLLMParams) { p.ClientID = "os.environ/C2" }},
+		{"client_secret", entra, func(p *LiteLLMParams) { p.ClientSecret = "os.environ/S2" }},
+		// The fields are separated: moving a value between them changes the id.
+		{"value moved between fields", entra, func(p *LiteLLMParams) { p.TenantID, p.ClientID = p.ClientID, p.TenantID }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			other := tt.base
+			tt.edit(&other.LiteLLMParams)
+			if a, b := tt.base.deploymentID(), other.deploymentID(); a == b {
+				t.Errorf("entries differing in %s share id %s", tt.name, a)
+			}
+		})
 	}
 }
 
