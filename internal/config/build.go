@@ -94,8 +94,8 @@ func (m ModelEntry) deploymentID() string {
 	}
 	p := m.LiteLLMParams
 	parts := []string{m.ModelName, p.Model, p.CustomLLMProvider, p.APIBase, p.APIKey}
-	if p.AzureADToken != "" || p.TenantID != "" || p.ClientID != "" || p.ClientSecret != "" {
-		parts = append(parts, p.AzureADToken, p.TenantID, p.ClientID, p.ClientSecret)
+	if p.AzureADToken != "" || p.TenantID != "" || p.ClientID != "" || p.ClientSecret != "" || p.AzureAuthorityHost != "" {
+		parts = append(parts, p.AzureADToken, p.TenantID, p.ClientID, p.ClientSecret, p.AzureAuthorityHost)
 	}
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:8])

@@ -209,6 +209,11 @@ type LiteLLMParams struct {
 	TenantID     string `yaml:"tenant_id"`
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret"`
+	// AzureAuthorityHost is the Entra ID login host the client credentials
+	// grant asks, <host>/<tenant>/oauth2/v2.0/token, for sovereign clouds
+	// (e.g. https://login.microsoftonline.us). An absolute http(s) URL, not
+	// a secret reference; empty means https://login.microsoftonline.com.
+	AzureAuthorityHost string `yaml:"azure_authority_host"`
 	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
 	// server derives Envoy endpoint weights from them. Order is LiteLLM's
 	// priority within the group.

@@ -215,6 +215,7 @@ func TestDeploymentID_DistinctEntries(t *testing.T) {
 		{"tenant_id", entra, func(p *LiteLLMParams) { p.TenantID = "os.environ/T2" }},
 		{"client_id", entra, func(p *LiteLLMParams) { p.ClientID = "os.environ/C2" }},
 		{"client_secret", entra, func(p *LiteLLMParams) { p.ClientSecret = "os.environ/S2" }},
+		{"azure_authority_host", entra, func(p *LiteLLMParams) { p.AzureAuthorityHost = "https://login.microsoftonline.us" }},
 		// The fields are separated: moving a value between them changes the id.
 		{"value moved between fields", entra, func(p *LiteLLMParams) { p.TenantID, p.ClientID = p.ClientID, p.TenantID }},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -160,8 +161,9 @@ func (lp LiteLLMParams) azureAuthFields() [4]struct{ name, ref string } {
 
 // validateAzureAuth reports every problem with the Entra ID settings:
 // only azure deployments take them, azure_ad_token excludes the client
-// credentials, those three come together, neither goes with api_key, and
-// each reference resolves to a value.
+// credentials, those three come together, neither goes with api_key, each
+// reference resolves to a value, and azure_authority_host is an http(s)
+// URL set only beside the client credentials.
 func (m ModelEntry) validateAzureAuth(env func(string) (string, bool)) error {
 	lp := m.LiteLLMParams
 	fields := lp.azureAuthFields()
@@ -181,13 +183,20 @@ func (m ModelEntry) validateAzureAuth(env func(string) (string, bool)) error {
 			errs = append(errs, fmt.Errorf("%s: resolves to an empty secret", f.name))
 		}
 	}
+	client := len(fields) - 1 - len(missing)
+	if lp.AzureAuthorityHost != "" {
+		if client == 0 {
+			errs = append(errs, errors.New("azure_authority_host: only allowed with tenant_id/client_id/client_secret (the client credentials grant)"))
+		} else if _, err := parseBase(lp.AzureAuthorityHost); err != nil {
+			errs = append(errs, fmt.Errorf("azure_authority_host: %w", err))
+		}
+	}
 	if len(set) == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
 	if p, _, err := m.provider(); err == nil && p != transform.ProviderAzure {
 		return fmt.Errorf("%s: only provider azure takes Entra ID credentials", strings.Join(set, ", "))
 	}
-	client := len(fields) - 1 - len(missing)
 	switch {
 	case lp.AzureADToken != "" && client > 0:
 		errs = append(errs, errors.New("azure_ad_token and tenant_id/client_id/client_secret are mutually exclusive"))
@@ -201,7 +210,8 @@ func (m ModelEntry) validateAzureAuth(env func(string) (string, bool)) error {
 }
 
 // azureCredentials builds an Azure deployment's Entra ID source, nil when
-// it authenticates with api_key. The settings are validated already.
+// it authenticates with api_key; azure_authority_host replaces the login
+// host of the token endpoint. The settings are validated already.
 func (m ModelEntry) azureCredentials(env func(string) (string, bool)) (credentials.Source, error) {
 	var v [4]string
 	for i, f := range m.LiteLLMParams.azureAuthFields() {
@@ -215,7 +225,11 @@ func (m ModelEntry) azureCredentials(env func(string) (string, bool)) (credentia
 	case v[0] != "":
 		return credentials.AzureBearer(v[0]), nil
 	case v[1] != "" || v[2] != "" || v[3] != "":
-		src, err := credentials.NewAzure(credentials.AzureConfig{TenantID: v[1], ClientID: v[2], ClientSecret: v[3]})
+		cfg := credentials.AzureConfig{TenantID: v[1], ClientID: v[2], ClientSecret: v[3]}
+		if host := m.LiteLLMParams.AzureAuthorityHost; host != "" {
+			cfg.TokenURL = strings.TrimRight(host, "/") + "/" + url.PathEscape(v[1]) + "/oauth2/v2.0/token"
+		}
+		src, err := credentials.NewAzure(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("azure credentials: %w", err)
 		}

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tollgate-gw/tollgate/pkg/credentials"
@@ -70,6 +74,11 @@ func TestBuild_ProviderRejects(t *testing.T) {
 		{"entra id on another provider", "{model: openai/gpt-4o, azure_ad_token: t}", "azure_ad_token: only provider azure takes Entra ID credentials"},
 		{"azure_ad_token unset", "{model: azure/d, api_base: 'https://r', azure_ad_token: os.environ/NOPE}", "azure_ad_token: environment variable NOPE is not set"},
 		{"client_secret empty", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c, client_secret: os.environ/EMPTY}", "client_secret: resolves to an empty secret"},
+		{"azure_authority_host without client credentials", "{model: azure/d, api_base: 'https://r', api_key: k, azure_authority_host: 'https://login.microsoftonline.us'}", "azure_authority_host: only allowed with tenant_id/client_id/client_secret"},
+		{"azure_authority_host beside azure_ad_token", "{model: azure/d, api_base: 'https://r', azure_ad_token: t, azure_authority_host: 'https://login.microsoftonline.us'}", "azure_authority_host: only allowed with tenant_id/client_id/client_secret"},
+		{"azure_authority_host not a URL", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c, client_secret: s, azure_authority_host: login.microsoftonline.us}", "model_list[0].litellm_params: azure_authority_host: \"login.microsoftonline.us\" must start with http:// or https://"},
+		{"azure_authority_host not http", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c, client_secret: s, azure_authority_host: 'ftp://login.example'}", "azure_authority_host: \"ftp://login.example\" must start with http:// or https://"},
+		{"azure_authority_host with a query", "{model: azure/d, api_base: 'https://r', tenant_id: t1, client_id: c, client_secret: s, azure_authority_host: 'https://login.example?x=1'}", "azure_authority_host: \"https://login.example?x=1\" must not carry a query or fragment"},
 		{"vertex bad credentials", "{model: vertex_ai/x, vertex_project: p, vertex_credentials: '{\"type\":\"service_account\",\"private_key\":\"nope\"}'}", "vertex credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +136,40 @@ func TestBuild_AzureCredentials(t *testing.T) {
 				if h.Key == "api-key" && d.APIKey == "" {
 					t.Errorf("api-key sent without a key: %+v", res.SetHeaders)
 				}
+			}
+		})
+	}
+}
+
+// TestBuild_AzureAuthorityHost: azure_authority_host moves the client
+// credentials grant to <host>/<tenant>/oauth2/v2.0/token.
+func TestBuild_AzureAuthorityHost(t *testing.T) {
+	var path atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path.Store(r.URL.Path)
+		if r.FormValue("grant_type") != "client_credentials" || r.FormValue("client_id") != "c" || r.FormValue("client_secret") != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"sovereign-tok"}`)
+	}))
+	t.Cleanup(srv.Close)
+	for _, host := range []string{srv.URL, srv.URL + "/"} {
+		t.Run(host, func(t *testing.T) {
+			f, err := Parse([]byte("model_list: [{model_name: m, litellm_params: {model: azure/d, api_base: 'https://r.openai.azure.us', tenant_id: os.environ/TENANT, client_id: c, client_secret: s3cret, azure_authority_host: '" + host + "'}}]\nkeys: [{key: sk-1}]\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt, err := f.Build(envOf(map[string]string{"TENANT": "tenant-gov"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := rt.Routes.Groups()[0].Deployments[0].Credentials.Apply(t.Context(), &credentials.Request{})
+			if err != nil || len(h) != 1 || h[0].Value != "Bearer sovereign-tok" {
+				t.Fatalf("headers %+v, %v", h, err)
+			}
+			if got := path.Load(); got != "/tenant-gov/oauth2/v2.0/token" {
+				t.Errorf("token request to %v", got)
 			}
 		})
 	}

@@ -20,7 +20,7 @@ import (
 // TestAzure_EntraID: Azure deployments authenticated with Entra ID
 // instead of api-key, through the stand-in: a fixed azure_ad_token from
 // config, and client credentials whose token is minted by a fake token
-// endpoint. The Azure fake accepts only the bearer token, so a request
+// endpoint that azure_authority_host points the config at. The Azure fake accepts only the bearer token, so a request
 // that reached it with api-key, or with no credential, fails.
 func TestAzure_EntraID(t *testing.T) {
 	const minted = "aad-minted-1"
@@ -30,7 +30,7 @@ func TestAzure_EntraID(t *testing.T) {
 	var tokenCalls atomic.Int32
 	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tokenCalls.Add(1)
-		if r.FormValue("grant_type") != "client_credentials" || r.FormValue("client_id") != "app-1" ||
+		if r.URL.Path != "/tenant-1/oauth2/v2.0/token" || r.FormValue("grant_type") != "client_credentials" || r.FormValue("client_id") != "app-1" ||
 			r.FormValue("client_secret") != "s3cret" || r.FormValue("scope") != credentials.CognitiveServicesScope {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"error":"invalid_client"}`)
@@ -43,16 +43,10 @@ func TestAzure_EntraID(t *testing.T) {
 	cfg := fmt.Sprintf(`
 model_list:
   - {model_name: az-static, litellm_params: {model: azure/gpt4o-prod, api_base: "%s", api_version: "2024-10-21", azure_ad_token: aad-static}, model_info: {id: d-az-static}}
-  - {model_name: az-client, litellm_params: {model: azure/gpt4o-prod, api_base: "%s", api_version: "2024-10-21", tenant_id: tenant-1, client_id: app-1, client_secret: s3cret}, model_info: {id: d-az-client}}
+  - {model_name: az-client, litellm_params: {model: azure/gpt4o-prod, api_base: "%s", api_version: "2024-10-21", tenant_id: tenant-1, client_id: app-1, client_secret: s3cret, azure_authority_host: "%s"}, model_info: {id: d-az-client}}
 keys: [{id: demo, key: sk-tollgate-demo}]
-`, static.URL(), viaClient.URL())
+`, static.URL(), viaClient.URL(), tokens.URL)
 	rt, err := config.FromBytes([]byte(cfg), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The config builds a source for Microsoft's real token endpoint; this
-	// one asks the fake instead.
-	src, err := credentials.NewAzure(credentials.AzureConfig{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", TokenURL: tokens.URL + "/tenant-1/oauth2/v2.0/token"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +54,6 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 	if _, ok := d.Credentials.(*credentials.AzureSource); !ok {
 		t.Fatalf("config built %T for client credentials", d.Credentials)
 	}
-	d.Credentials = src
 
 	extprocAddr := startExtProc(t, rt, extproc.Options{})
 	xdsAddr := startXDS(t, []byte(cfg))
