@@ -21,8 +21,8 @@ const defaultAnthropicMaxTokens = 4096
 
 // RequestBody implements RequestTranslator.
 func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, error) {
-	f, err := parseChatRequest(body, anthropicUnsupported)
-	if err != nil {
+	var f chatRequest
+	if err := f.parse(body, anthropicUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 

@@ -50,8 +50,8 @@ const defaultBedrockThinkingOutput = 4096
 // RequestBody implements RequestTranslator.
 func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error) {
 	t.names = bedrockToolNamer{}
-	f, err := parseChatRequest(body, bedrockUnsupported)
-	if err != nil {
+	var f chatRequest
+	if err := f.parse(body, bedrockUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	model, err := modelName(&t.target, &f)

@@ -38,8 +38,8 @@ var _ RequestTranslator = (*cohereRequest)(nil)
 
 // RequestBody implements RequestTranslator.
 func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
-	f, err := parseChatRequest(body, cohereUnsupported)
-	if err != nil {
+	var f chatRequest
+	if err := f.parse(body, cohereUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	b := cohereRequestBuilder{out: make([]byte, 0, len(body)+64)}

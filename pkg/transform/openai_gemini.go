@@ -41,8 +41,8 @@ func NewOpenAIToGeminiResponse(o ResponseOptions) ResponseTranslator {
 
 // RequestBody implements RequestTranslator.
 func (t *openAIToGeminiRequest) RequestBody(body []byte) (RequestResult, error) {
-	f, err := parseChatRequest(body, geminiUnsupported)
-	if err != nil {
+	var f chatRequest
+	if err := f.parse(body, geminiUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	model, err := modelName(&t.target, &f)

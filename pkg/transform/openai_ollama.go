@@ -45,8 +45,8 @@ var _ RequestTranslator = (*ollamaRequest)(nil)
 
 // RequestBody implements RequestTranslator.
 func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
-	f, err := parseChatRequest(body, ollamaUnsupported)
-	if err != nil {
+	var f chatRequest
+	if err := f.parse(body, ollamaUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	b := ollamaRequestBuilder{out: make([]byte, 0, len(body)+64)}

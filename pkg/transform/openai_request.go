@@ -8,9 +8,9 @@ import (
 )
 
 // chatRequest holds every top-level chat completions field a translator to
-// another provider reads. Each is a view of the request body (see
-// parseChatRequest) and must not outlive the translation. A field the
-// client left out or set to null does not exist.
+// another provider reads. Each is a view of the request body (see parse)
+// and must not outlive the translation. A field the client left out or set
+// to null does not exist.
 type chatRequest struct {
 	model, messages, tools, toolChoice, parallelToolCalls, stop gjson.Result
 	maxTokens, maxCompletionTokens, temperature, topP, topK, n  gjson.Result
@@ -19,20 +19,20 @@ type chatRequest struct {
 	safetySettings, keepAlive                                   gjson.Result
 }
 
-// parseChatRequest reads a chat completions body in one pass: gjson lookups
-// rescan the object each time, which dominated translation cost. unsupported
-// sees every non-null parameter in body order, so that the first one the
-// provider rejects is the one reported.
-func parseChatRequest(body []byte, unsupported func(key string, v gjson.Result) error) (chatRequest, error) {
-	var r chatRequest
+// parse reads a chat completions body in one pass: gjson lookups rescan
+// the object each time, which dominated translation cost. unsupported sees
+// every non-null parameter in body order, so that the first one the
+// provider rejects is the one reported. A pointer receiver, as the struct
+// is large: returning it by value copied it twice per request.
+func (r *chatRequest) parse(body []byte, unsupported func(key string, v gjson.Result) error) error {
 	if !gjson.ValidBytes(body) {
-		return r, invalidf("", "request body is not valid JSON")
+		return invalidf("", "request body is not valid JSON")
 	}
 	// The results are views of body, not copies; translators copy what
 	// they keep into their output.
 	doc := gjson.Parse(stringView(body))
 	if !doc.IsObject() {
-		return r, invalidf("", "request body must be a JSON object")
+		return invalidf("", "request body must be a JSON object")
 	}
 	var err error
 	doc.ForEach(func(k, v gjson.Result) bool {
@@ -88,7 +88,7 @@ func parseChatRequest(body []byte, unsupported func(key string, v gjson.Result) 
 		err = unsupported(k.Str, v)
 		return err == nil
 	})
-	return r, err
+	return err
 }
 
 // maxTokensParam is the output limit the client set and its parameter name:
