@@ -169,7 +169,9 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 		t.Run(name+"/cut", func(t *testing.T) {
 			// The provider drops the connection mid-stream, before any
 			// usage: the request is still metered, for what was delivered.
-			fakes[name].Enqueue(fakeprovider.Step{DropAfterEvents: 4})
+			// The delay lets the first events reach the client before the
+			// reset; chunks in flight at the reset are never delivered.
+			fakes[name].Enqueue(fakeprovider.Step{DropAfterEvents: 4, EventDelay: 20 * time.Millisecond})
 			p := userMessage("cut this stream somewhere in the middle please")
 			p.Model = params.Model
 			stream := client.Chat.Completions.NewStreaming(t.Context(), p)

@@ -49,17 +49,26 @@ func (r *response) close() {
 // callback, as with Envoy's codec.
 const chunkSize = 32 << 10
 
+// A read that returns data together with a failure yields the data first
+// and the failure on the next call: Envoy's codec hands decoded bytes to
+// the filters before it processes the reset that followed them.
 func reader(r io.Reader) func() chunk {
 	buf := make([]byte, chunkSize)
+	var failed error
 	return func() chunk {
 		if r == nil {
 			return chunk{eos: true}
+		}
+		if failed != nil {
+			return chunk{err: failed}
 		}
 		n, err := r.Read(buf)
 		c := chunk{data: append([]byte(nil), buf[:n]...)}
 		switch {
 		case errors.Is(err, io.EOF):
 			c.eos = true
+		case err != nil && n > 0:
+			failed = err
 		case err != nil:
 			c.err = err
 		}
