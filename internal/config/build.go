@@ -85,17 +85,28 @@ func (m ModelEntry) provider() (transform.Provider, string, error) {
 
 // deploymentID is model_info.id, or a hash of the entry like LiteLLM's, so
 // the id stays stable while the entry does not change. Credentials enter
-// the hash as written (the secret reference), never resolved. The Entra ID
-// fields are added only when one is set, so entries without them keep the
-// ids they had before those fields were hashed.
+// the hash as written (the secret reference), never resolved. Cloud
+// credential and location fields enter it only when set, named, so entries
+// without them keep their ids and entries differing only in them do not
+// share one.
 func (m ModelEntry) deploymentID() string {
 	if m.ModelInfo.ID != "" {
 		return m.ModelInfo.ID
 	}
 	p := m.LiteLLMParams
 	parts := []string{m.ModelName, p.Model, p.CustomLLMProvider, p.APIBase, p.APIKey}
-	if p.AzureADToken != "" || p.TenantID != "" || p.ClientID != "" || p.ClientSecret != "" || p.AzureAuthorityHost != "" {
-		parts = append(parts, p.AzureADToken, p.TenantID, p.ClientID, p.ClientSecret, p.AzureAuthorityHost)
+	for _, f := range []struct{ name, value string }{
+		{"aws_region_name", p.AWSRegionName}, {"aws_access_key_id", p.AWSAccessKeyID},
+		{"aws_secret_access_key", p.AWSSecretAccessKey}, {"aws_session_token", p.AWSSessionToken},
+		{"aws_profile_name", p.AWSProfileName},
+		{"vertex_project", p.VertexProject}, {"vertex_location", p.VertexLocation},
+		{"vertex_credentials", p.VertexCredentials},
+		{"azure_ad_token", p.AzureADToken}, {"tenant_id", p.TenantID}, {"client_id", p.ClientID},
+		{"client_secret", p.ClientSecret}, {"azure_authority_host", p.AzureAuthorityHost},
+	} {
+		if f.value != "" {
+			parts = append(parts, f.name+"="+f.value)
+		}
 	}
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:8])

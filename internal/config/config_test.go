@@ -200,6 +200,9 @@ func TestDeploymentID_DistinctEntries(t *testing.T) {
 	azure := ModelEntry{ModelName: "g", LiteLLMParams: LiteLLMParams{Model: "azure/d", APIBase: "https://r.openai.azure.com"}}
 	entra := azure
 	entra.LiteLLMParams.TenantID, entra.LiteLLMParams.ClientID, entra.LiteLLMParams.ClientSecret = "os.environ/T", "os.environ/C", "os.environ/S"
+	bedrock := ModelEntry{ModelName: "g", LiteLLMParams: LiteLLMParams{Model: "bedrock/anthropic.claude-3-haiku", AWSRegionName: "us-east-1",
+		AWSAccessKeyID: "os.environ/A", AWSSecretAccessKey: "os.environ/S"}}
+	vertex := ModelEntry{ModelName: "g", LiteLLMParams: LiteLLMParams{Model: "vertex_ai/gemini-2.0-flash", VertexProject: "p", VertexLocation: "us-central1", VertexCredentials: "os.environ/SA"}}
 	for _, tt := range []struct {
 		name string
 		base ModelEntry
@@ -216,6 +219,13 @@ func TestDeploymentID_DistinctEntries(t *testing.T) {
 		{"client_id", entra, func(p *LiteLLMParams) { p.ClientID = "os.environ/C2" }},
 		{"client_secret", entra, func(p *LiteLLMParams) { p.ClientSecret = "os.environ/S2" }},
 		{"azure_authority_host", entra, func(p *LiteLLMParams) { p.AzureAuthorityHost = "https://login.microsoftonline.us" }},
+		{"aws_region_name", bedrock, func(p *LiteLLMParams) { p.AWSRegionName = "eu-west-1" }},
+		{"aws keys", bedrock, func(p *LiteLLMParams) { p.AWSAccessKeyID, p.AWSSecretAccessKey = "os.environ/A2", "os.environ/S2" }},
+		{"aws_session_token", bedrock, func(p *LiteLLMParams) { p.AWSSessionToken = "os.environ/T" }},
+		{"aws_profile_name", bedrock, func(p *LiteLLMParams) { p.AWSProfileName = "prod" }},
+		{"vertex_project", vertex, func(p *LiteLLMParams) { p.VertexProject = "p2" }},
+		{"vertex_location", vertex, func(p *LiteLLMParams) { p.VertexLocation = "europe-west4" }},
+		{"vertex_credentials", vertex, func(p *LiteLLMParams) { p.VertexCredentials = "os.environ/SA2" }},
 		// The fields are separated: moving a value between them changes the id.
 		{"value moved between fields", entra, func(p *LiteLLMParams) { p.TenantID, p.ClientID = p.ClientID, p.TenantID }},
 	} {
