@@ -322,6 +322,10 @@ func (b *cohereRequestBuilder) tools(tools, choice gjson.Result) error {
 	default:
 		return invalidf("tool_choice", `tool_choice must be "auto", "required", "none" or {"type":"function","function":{"name":...}}`)
 	}
+	if !tools.Exists() {
+		// With no tools there is nothing to choose, even a named one.
+		return nil
+	}
 	n := 0
 	strict := false
 	err := eachTool(tools, "cohere", func(t chatTool) error {

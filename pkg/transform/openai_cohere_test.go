@@ -58,6 +58,8 @@ func TestCohere_RequestBodyFields(t *testing.T) {
 			`{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`},
 		{"tool_choice without tools", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"tool_choice":"required"}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
+		{"named tool_choice without tools", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}}}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 		{"json_object", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`},
 		{"text format omitted", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"},"stream":false}`,
