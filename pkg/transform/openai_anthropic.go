@@ -68,6 +68,8 @@ type anthropicRequestBuilder struct {
 	// inResult redirects blocks into the content of a tool_result.
 	inResult     bool
 	resultBlocks int
+	// thinking is on, from the client's thinking or reasoning_effort.
+	thinking bool
 }
 
 func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
@@ -77,16 +79,32 @@ func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
 		return err
 	}
 
-	maxTokens := t.DefaultMaxTokens
-	if maxTokens <= 0 {
-		maxTokens = defaultAnthropicMaxTokens
+	fallback := t.DefaultMaxTokens
+	if fallback <= 0 {
+		fallback = defaultAnthropicMaxTokens
 	}
+	var maxTokens int64
 	if name, v := f.maxTokensParam(); v.Exists() {
 		if v.Type != gjson.Number || v.Int() < 1 {
 			return invalidf(name, "%s must be a positive integer", name)
 		}
 		maxTokens = v.Int()
 	}
+	// The client's thinking object wins over reasoning_effort.
+	var budget int64
+	if !f.thinking.Exists() {
+		if budget, err = effortThinkingBudget(f.reasoningEffort); err != nil {
+			return err
+		}
+	}
+	switch {
+	case budget > 0:
+		maxTokens, budget = fitThinking(maxTokens, fallback, budget)
+	case maxTokens == 0:
+		maxTokens = fallback
+	}
+	thinkingType := f.thinking.Get("type").Str
+	b.thinking = budget > 0 || thinkingType != "" && thinkingType != "disabled"
 	b.out = append(b.out, `,"max_tokens":`...)
 	b.out = appendInt(b.out, maxTokens)
 
@@ -125,9 +143,14 @@ func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
 		b.out = append(b.out, f.user.Raw...)
 		b.out = append(b.out, '}')
 	}
-	if f.thinking.IsObject() {
+	switch {
+	case f.thinking.IsObject():
 		b.out = append(b.out, `,"thinking":`...)
 		b.out = append(b.out, f.thinking.Raw...)
+	case budget > 0:
+		b.out = append(b.out, `,"thinking":{"type":"enabled","budget_tokens":`...)
+		b.out = appendInt(b.out, budget)
+		b.out = append(b.out, '}')
 	}
 	if f.stream.Type == gjson.True {
 		b.out = append(b.out, `,"stream":true`...)
@@ -464,10 +487,8 @@ func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 
 	b.out = append(b.out, `,"tool_choice":{"type":`...)
 	tc := f.toolChoice
-	thinkingType := f.thinking.Get("type").Str
-	thinking := thinkingType != "" && thinkingType != "disabled"
 	switch {
-	case jsonSchema != "" && !thinking:
+	case jsonSchema != "" && !b.thinking:
 		// Anthropic refuses forced tools while thinking, so the model is
 		// then only offered the JSON tool.
 		b.out = append(b.out, `"tool","name":"`+jsonToolName+`"`...)

@@ -42,11 +42,6 @@ var (
 // ToolNames implements ToolNameMapper.
 func (t *openAIToBedrockRequest) ToolNames() map[string]string { return t.names.toClient }
 
-// defaultBedrockThinkingOutput is the room left for the answer above the
-// thinking budget when the client gave no max_tokens: Anthropic requires
-// max_tokens to exceed the budget.
-const defaultBedrockThinkingOutput = 4096
-
 // RequestBody implements RequestTranslator.
 func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error) {
 	t.names = bedrockToolNamer{}
@@ -168,7 +163,8 @@ func (b *bedrockRequestBuilder) build(model string, t *Target, f *chatRequest) e
 	if err != nil {
 		return err
 	}
-	if err := b.inferenceConfig(t, f, budget); err != nil {
+	// The budget shrinks to fit a small max_tokens (fitThinking).
+	if budget, err = b.inferenceConfig(t, f, budget); err != nil {
 		return err
 	}
 	if err := b.toolConfig(f, budget > 0 || f.thinking.IsObject()); err != nil {
@@ -202,21 +198,9 @@ func bedrockThinkingBudget(model string, f *chatRequest) (int64, error) {
 		}
 		return 0, nil
 	}
-	if !f.reasoningEffort.Exists() {
-		return 0, nil
-	}
-	var budget int64
-	switch f.reasoningEffort.Str {
-	case "none":
-		return 0, nil
-	case "minimal", "low":
-		budget = 1024
-	case "medium":
-		budget = 2048
-	case "high":
-		budget = 4096
-	default:
-		return 0, invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+	budget, err := effortThinkingBudget(f.reasoningEffort)
+	if err != nil || budget == 0 {
+		return 0, err
 	}
 	if !isAnthropicModel(model) {
 		return 0, invalidf("reasoning_effort", "reasoning_effort is supported only for anthropic models on bedrock")
@@ -224,7 +208,7 @@ func bedrockThinkingBudget(model string, f *chatRequest) (int64, error) {
 	return budget, nil
 }
 
-func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budget int64) error {
+func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budget int64) (int64, error) {
 	n := 0
 	field := func(name string) {
 		if n == 0 {
@@ -240,19 +224,12 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budge
 	var maxTokens int64
 	if name, v := f.maxTokensParam(); v.Exists() {
 		if v.Type != gjson.Number || v.Int() < 1 || v.Num != float64(v.Int()) {
-			return invalidf(name, "%s must be a positive integer", name)
+			return 0, invalidf(name, "%s must be a positive integer", name)
 		}
 		maxTokens = v.Int()
 	}
 	if budget > 0 {
-		switch {
-		case maxTokens == 0 && t.DefaultMaxTokens > budget:
-			maxTokens = t.DefaultMaxTokens
-		case maxTokens == 0:
-			maxTokens = budget + defaultBedrockThinkingOutput
-		case maxTokens <= budget:
-			return invalidf("max_tokens", "max_tokens must exceed the reasoning budget of %d tokens", budget)
-		}
+		maxTokens, budget = fitThinking(maxTokens, t.DefaultMaxTokens, budget)
 	}
 	if maxTokens > 0 {
 		field("maxTokens")
@@ -266,7 +243,7 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budge
 			continue
 		}
 		if p.v.Type != gjson.Number {
-			return invalidf(p.name, "%s must be a number", p.name)
+			return 0, invalidf(p.name, "%s must be a number", p.name)
 		}
 		field(p.key)
 		b.out = append(b.out, p.v.Raw...)
@@ -287,7 +264,7 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budge
 		b.out = append(b.out, s.Raw...)
 	}
 	if err := eachStop(f.stop, addStop); err != nil {
-		return err
+		return 0, err
 	}
 	if stops > 0 {
 		b.out = append(b.out, ']')
@@ -295,7 +272,7 @@ func (b *bedrockRequestBuilder) inferenceConfig(t *Target, f *chatRequest, budge
 	if n > 0 {
 		b.out = append(b.out, '}')
 	}
-	return nil
+	return budget, nil
 }
 
 // system writes system and developer messages as system blocks.

@@ -343,6 +343,10 @@ func TestOpenAIToBedrock_RequestBodyOptions(t *testing.T) {
 			[]string{`"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":3000}}`, `"maxTokens":5000`}, nil},
 		{"reasoning uses the deployment's max tokens", transform.Target{Model: bedrockModel, DefaultMaxTokens: 9000}, `{"reasoning_effort":"low","messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"maxTokens":9000`, `"budget_tokens":1024`}, nil},
+		{"budget shrinks to fit max_tokens", bedrockTarget, `{"reasoning_effort":"high","max_tokens":2000,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"maxTokens":2000`, `"budget_tokens":1999`}, nil},
+		{"no thinking when max_tokens is under the minimum budget", bedrockTarget, `{"reasoning_effort":"high","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"maxTokens":100`}, []string{`additionalModelRequestFields`}},
 		{"reasoning none", bedrockTarget, `{"reasoning_effort":"none","messages":[{"role":"user","content":"hi"}]}`,
 			nil, []string{`additionalModelRequestFields`, `inferenceConfig`}},
 		{"consecutive users merge", bedrockTarget, `{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`,
@@ -418,7 +422,6 @@ func TestOpenAIToBedrock_RequestBodyInvalid(t *testing.T) {
 		{"stop number", bedrockTarget, `{"stop":[1],"messages":[` + user + `]}`, "stop"},
 		{"reasoning on nova", transform.Target{Model: "us.amazon.nova-pro-v1:0"}, `{"reasoning_effort":"low","messages":[` + user + `]}`, "reasoning_effort"},
 		{"bad reasoning effort", bedrockTarget, `{"reasoning_effort":"max","messages":[` + user + `]}`, "reasoning_effort"},
-		{"max_tokens under budget", bedrockTarget, `{"reasoning_effort":"high","max_tokens":100,"messages":[` + user + `]}`, "max_tokens"},
 		{"thinking on nova", transform.Target{Model: "us.amazon.nova-pro-v1:0"}, `{"thinking":{"type":"enabled"},"messages":[` + user + `]}`, "thinking"},
 	}
 	for _, tt := range tests {

@@ -91,6 +91,53 @@ func (r *chatRequest) parse(body []byte, unsupported func(key string, v gjson.Re
 	return err
 }
 
+// effortThinkingBudget maps reasoning_effort to the thinking budget of
+// Anthropic's models, as LiteLLM does; 0 means no thinking.
+func effortThinkingBudget(effort gjson.Result) (int64, error) {
+	if !effort.Exists() {
+		return 0, nil
+	}
+	switch effort.Str {
+	case "none":
+		return 0, nil
+	case "minimal", "low":
+		return 1024, nil
+	case "medium":
+		return 2048, nil
+	case "high":
+		return 4096, nil
+	}
+	return 0, invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+}
+
+const (
+	// thinkingOutputRoom is the room left for the answer above the
+	// thinking budget when the client gave no max_tokens.
+	thinkingOutputRoom = 4096
+	// minThinkingBudget is the smallest budget Anthropic accepts.
+	minThinkingBudget = 1024
+)
+
+// fitThinking returns the max_tokens and thinking budget to send for a
+// reasoning_effort budget; Anthropic requires max_tokens to exceed the
+// budget. requested is the client's max_tokens (0: none), fallback the
+// deployment's default (0: none). A client's max_tokens bounds reasoning
+// too, as OpenAI's max_completion_tokens does, so the budget shrinks to
+// fit it, and thinking is left off when less than the minimum fits.
+func fitThinking(requested, fallback, budget int64) (maxTokens, fitted int64) {
+	switch {
+	case requested == 0 && fallback > budget:
+		return fallback, budget
+	case requested == 0:
+		return budget + thinkingOutputRoom, budget
+	case requested > budget:
+		return requested, budget
+	case requested > minThinkingBudget:
+		return requested, requested - 1
+	}
+	return requested, 0
+}
+
 // maxTokensParam is the output limit the client set and its parameter name:
 // max_completion_tokens, the current name, wins over max_tokens.
 func (r *chatRequest) maxTokensParam() (string, gjson.Result) {
