@@ -22,9 +22,10 @@ type chatRequest struct {
 // parse reads a chat completions body in one pass: gjson lookups rescan
 // the object each time, which dominated translation cost. unsupported sees
 // every non-null parameter in body order, so that the first one the
-// provider rejects is the one reported. A pointer receiver, as the struct
-// is large: returning it by value copied it twice per request.
-func (r *chatRequest) parse(body []byte, unsupported func(key string, v gjson.Result) error) error {
+// provider rejects is the one reported; with drop (drop_params) a rejected
+// parameter is left out instead, as LiteLLM does. A pointer receiver, as
+// the struct is large: returning it by value copied it twice per request.
+func (r *chatRequest) parse(body []byte, drop bool, unsupported func(key string, v gjson.Result) error) error {
 	if !gjson.ValidBytes(body) {
 		return invalidf("", "request body is not valid JSON")
 	}
@@ -38,6 +39,13 @@ func (r *chatRequest) parse(body []byte, unsupported func(key string, v gjson.Re
 	doc.ForEach(func(k, v gjson.Result) bool {
 		if v.Type == gjson.Null {
 			return true
+		}
+		if err = unsupported(k.Str, v); err != nil {
+			if drop {
+				err = nil
+				return true
+			}
+			return false
 		}
 		switch k.Str {
 		case "model":
@@ -85,8 +93,7 @@ func (r *chatRequest) parse(body []byte, unsupported func(key string, v gjson.Re
 		case "keep_alive":
 			r.keepAlive = v
 		}
-		err = unsupported(k.Str, v)
-		return err == nil
+		return true
 	})
 	return err
 }
