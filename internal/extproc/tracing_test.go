@@ -43,7 +43,7 @@ func TestRouter_TracesEachRequest(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range s.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	for k, want := range map[string]string{"gen_ai.usage.input_tokens": "1000", "gen_ai.usage.output_tokens": "100",
 		"gen_ai.request.model": "gpt-4o", "tollgate.deployment": "openai-1", "http.response.status_code": "200"} {
