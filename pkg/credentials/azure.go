@@ -2,14 +2,11 @@ package credentials
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,12 +105,11 @@ func NewAzure(cfg AzureConfig) (*AzureSource, error) {
 		"scope":         {scope},
 	}
 	mint := func(ctx context.Context) (string, time.Duration, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+		req, err := formRequest(ctx, tokenURL, "azure token", form)
 		if err != nil {
-			return "", 0, fmt.Errorf("azure token: %w", err)
+			return "", 0, err
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return postAzureToken(client, req)
+		return postToken(client, req, "azure token")
 	}
 	return &AzureSource{cache: newTokenCache("azure token", mint, cfg.RefreshBefore, cfg.Now, cfg.Logger)}, nil
 }
@@ -134,37 +130,3 @@ func (s *AzureSource) Token(ctx context.Context) (string, error) { return s.cach
 // Err returns the error of the last token request, nil once one
 // succeeds. While it is set a still-valid older token may be in use.
 func (s *AzureSource) Err() error { return s.cache.err() }
-
-// postAzureToken sends req to an Entra ID token endpoint and reads the
-// token it returns.
-func postAzureToken(client *http.Client, req *http.Request) (string, time.Duration, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("azure token: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", 0, fmt.Errorf("azure token: read response: %w", err)
-	}
-	var tr tokenResponse
-	jsonErr := json.Unmarshal(body, &tr)
-	if resp.StatusCode/100 != 2 {
-		// Only the OAuth error fields are reported, never the body.
-		detail := ""
-		if jsonErr == nil {
-			detail = strings.TrimSpace(strings.Trim(string(tr.Error), `"`) + " " + tr.ErrorDescription)
-		}
-		return "", 0, fmt.Errorf("azure token: endpoint returned status %d %s", resp.StatusCode, detail)
-	}
-	if jsonErr != nil || tr.AccessToken == "" {
-		return "", 0, errors.New("azure token: endpoint returned no access_token")
-	}
-	// The v2.0 endpoint sends expires_in as a number, v1 as a string;
-	// json.Number takes both.
-	secs, err := strconv.ParseInt(string(tr.ExpiresIn), 10, 64)
-	if err != nil || secs <= 0 {
-		return "", 0, fmt.Errorf("azure token: bad expires_in %q", tr.ExpiresIn)
-	}
-	return tr.AccessToken, time.Duration(secs) * time.Second, nil
-}

@@ -12,13 +12,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -209,55 +207,6 @@ func (s *GoogleSource) Apply(ctx context.Context, _ *Request) ([]transform.Heade
 // cached.
 func (s *GoogleSource) Token(ctx context.Context) (string, error) { return s.cache.get(ctx) }
 
-// tokenResponse is an OAuth token endpoint's answer, success or error.
-type tokenResponse struct {
-	AccessToken      string          `json:"access_token"`
-	ExpiresIn        json.Number     `json:"expires_in"`
-	Error            json.RawMessage `json:"error"`
-	ErrorDescription string          `json:"error_description"`
-}
-
-// postToken sends req and reads the token it returns.
-func postToken(client *http.Client, req *http.Request) (string, time.Duration, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("google token: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", 0, fmt.Errorf("google token: read response: %w", err)
-	}
-	var tr tokenResponse
-	jsonErr := json.Unmarshal(body, &tr)
-	if resp.StatusCode/100 != 2 {
-		// Only the OAuth error fields are reported: the body of a
-		// failed token call can echo request details.
-		detail := ""
-		if jsonErr == nil {
-			detail = strings.TrimSpace(string(tr.Error) + " " + tr.ErrorDescription)
-		}
-		return "", 0, fmt.Errorf("google token: endpoint returned status %d %s", resp.StatusCode, detail)
-	}
-	if jsonErr != nil || tr.AccessToken == "" {
-		return "", 0, errors.New("google token: endpoint returned no access_token")
-	}
-	secs, err := strconv.ParseInt(string(tr.ExpiresIn), 10, 64)
-	if err != nil || secs <= 0 {
-		return "", 0, fmt.Errorf("google token: bad expires_in %q", tr.ExpiresIn)
-	}
-	return tr.AccessToken, time.Duration(secs) * time.Second, nil
-}
-
-func formRequest(ctx context.Context, tokenURL string, form url.Values) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("google token: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return req, nil
-}
-
 // serviceAccountMinter exchanges a signed JWT assertion for a token (the
 // OAuth 2.0 JWT bearer grant, RFC 7523).
 func serviceAccountMinter(client *http.Client, tokenURL string, key *googleKey, pk *rsa.PrivateKey, scope string, now func() time.Time) func(context.Context) (string, time.Duration, error) {
@@ -274,14 +223,14 @@ func serviceAccountMinter(client *http.Client, tokenURL string, key *googleKey, 
 		if err != nil {
 			return "", 0, err
 		}
-		req, err := formRequest(ctx, tokenURL, url.Values{
+		req, err := formRequest(ctx, tokenURL, "google token", url.Values{
 			"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"},
 			"assertion":  {assertion},
 		})
 		if err != nil {
 			return "", 0, err
 		}
-		return postToken(client, req)
+		return postToken(client, req, "google token")
 	}
 }
 
@@ -294,11 +243,11 @@ func refreshTokenMinter(client *http.Client, tokenURL string, key *googleKey) fu
 		"refresh_token": {key.RefreshToken},
 	}
 	return func(ctx context.Context) (string, time.Duration, error) {
-		req, err := formRequest(ctx, tokenURL, form)
+		req, err := formRequest(ctx, tokenURL, "google token", form)
 		if err != nil {
 			return "", 0, err
 		}
-		return postToken(client, req)
+		return postToken(client, req, "google token")
 	}
 }
 
@@ -312,7 +261,7 @@ func metadataMinter(client *http.Client, metadataURL string, scopes []string) fu
 			return "", 0, fmt.Errorf("google token: %w", err)
 		}
 		req.Header.Set("Metadata-Flavor", "Google")
-		return postToken(client, req)
+		return postToken(client, req, "google token")
 	}
 }
 
