@@ -77,6 +77,23 @@ func (t *openAIToGeminiRequest) RequestBody(body []byte) (RequestResult, error) 
 // defaultVertexRegion is LiteLLM's vertex_location default.
 const defaultVertexRegion = "us-central1"
 
+// vertexModelPath is the Vertex AI path of a publisher's model, up to the
+// method; model comes escaped.
+func vertexModelPath(tg *Target, publisher, model string) string {
+	version := tg.APIVersion
+	if version == "" {
+		version = "v1"
+	}
+	region := tg.Region
+	if region == "" {
+		region = defaultVertexRegion
+	}
+	return tg.BasePath + "/" + url.PathEscape(version) +
+		"/projects/" + url.PathEscape(tg.Project) +
+		"/locations/" + url.PathEscape(region) +
+		"/publishers/" + publisher + "/models/" + model
+}
+
 // path builds the upstream :path. Path segments taken from config are
 // escaped so that a model name cannot reach another endpoint.
 func (t *openAIToGeminiRequest) path(model string, stream bool) string {
@@ -88,18 +105,7 @@ func (t *openAIToGeminiRequest) path(model string, stream bool) string {
 	}
 	tg := &t.target
 	if tg.Project != "" {
-		version := tg.APIVersion
-		if version == "" {
-			version = "v1"
-		}
-		region := tg.Region
-		if region == "" {
-			region = defaultVertexRegion
-		}
-		return tg.BasePath + "/" + url.PathEscape(version) +
-			"/projects/" + url.PathEscape(tg.Project) +
-			"/locations/" + url.PathEscape(region) +
-			"/publishers/google/models/" + model + method
+		return vertexModelPath(tg, "google", model) + method
 	}
 	base := tg.BasePath
 	if base == "" {

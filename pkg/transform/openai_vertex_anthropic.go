@@ -136,21 +136,9 @@ func vertexAnthropicBody(body []byte) (string, []byte, error) {
 // path builds the upstream :path. Segments taken from config or the client
 // are escaped so that a model name cannot reach another endpoint.
 func (t *openAIToVertexAnthropicRequest) path(model string, stream bool) string {
-	tg := &t.target
-	version := tg.APIVersion
-	if version == "" {
-		version = "v1"
-	}
-	region := tg.Region
-	if region == "" {
-		region = defaultVertexRegion
-	}
 	method := ":rawPredict"
 	if stream {
 		method = ":streamRawPredict"
 	}
-	return tg.BasePath + "/" + url.PathEscape(version) +
-		"/projects/" + url.PathEscape(tg.Project) +
-		"/locations/" + url.PathEscape(region) +
-		"/publishers/anthropic/models/" + url.PathEscape(model) + method
+	return vertexModelPath(&t.target, "anthropic", url.PathEscape(model)) + method
 }
