@@ -135,17 +135,8 @@ func isInteger(v gjson.Result) bool {
 // validateCompletions applies the checks the real API makes: known fields,
 // required model and prompt, JSON types and the stream-only options.
 func validateCompletions(root gjson.Result) *apiError {
-	if e := unknownKey(root, completionsTopLevel, func(k string) *apiError {
-		return oaInvalid("", "", "Unrecognized request argument supplied: "+k)
-	}); e != nil {
+	if e := validateOpenAIHead(root, completionsTopLevel); e != nil {
 		return e
-	}
-	model := root.Get("model")
-	switch {
-	case !model.Exists():
-		return oaInvalid("", "", "you must provide a model parameter")
-	case model.Type != gjson.String:
-		return oaType("model", "a string", model)
 	}
 	if e := validateCompletionsPrompt(root.Get("prompt")); e != nil {
 		return e

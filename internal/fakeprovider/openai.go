@@ -138,21 +138,29 @@ func openAIText(content gjson.Result) string {
 	return strings.Join(parts, " ")
 }
 
-// validateOpenAI applies the checks the real API makes and the SDK's lenient
-// decoder does not: required fields, JSON types, roles, parts and the
-// tool-call/tool-message pairing.
-func validateOpenAI(root gjson.Result) *apiError {
-	if e := unknownKey(root, openAITopLevel, func(k string) *apiError {
+// validateOpenAIHead makes the checks OpenAI's APIs share: only known
+// top-level fields, and a string model.
+func validateOpenAIHead(root gjson.Result, allowed map[string]bool) *apiError {
+	if e := unknownKey(root, allowed, func(k string) *apiError {
 		return oaInvalid("", "", "Unrecognized request argument supplied: "+k)
 	}); e != nil {
 		return e
 	}
-	model := root.Get("model")
-	switch {
+	switch model := root.Get("model"); {
 	case !model.Exists():
 		return oaInvalid("", "", "you must provide a model parameter")
 	case model.Type != gjson.String:
 		return oaType("model", "a string", model)
+	}
+	return nil
+}
+
+// validateOpenAI applies the checks the real API makes and the SDK's lenient
+// decoder does not: required fields, JSON types, roles, parts and the
+// tool-call/tool-message pairing.
+func validateOpenAI(root gjson.Result) *apiError {
+	if e := validateOpenAIHead(root, openAITopLevel); e != nil {
+		return e
 	}
 	for _, f := range []struct {
 		name string
