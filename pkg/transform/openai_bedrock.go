@@ -677,7 +677,18 @@ func (b *bedrockRequestBuilder) toolConfig(f *chatRequest, thinking bool) error 
 		}
 		n++
 	}
-	err = eachTool(f.tools, "bedrock", func(t chatTool) error { return b.tool(&t, next) })
+	offer := func(t chatTool) error { return b.tool(&t, next) }
+	if f.toolChoice.Str == "none" {
+		// Converse has no "none": only the tools the history called are
+		// declared, as its toolUse blocks require; no others are offered.
+		offer = func(t chatTool) error {
+			if !containsString(b.called, b.names.name(t.name.Str)) {
+				return reservedToolName(&t)
+			}
+			return b.tool(&t, next)
+		}
+	}
+	err = eachTool(f.tools, "bedrock", offer)
 	if err != nil {
 		return err
 	}
@@ -714,8 +725,7 @@ func (b *bedrockRequestBuilder) toolConfig(f *chatRequest, thinking bool) error 
 	case tc.Str == "required":
 		b.out = append(b.out, `,"toolChoice":{"any":{}}`...)
 	case tc.Str == "none":
-		// Converse has no "none"; leaving the choice out keeps the tools
-		// that the history's toolUse blocks require.
+		// No choice to send: only the history's tools are declared.
 	case tc.IsObject() && tc.Get("function.name").Type == gjson.String && tc.Get("function.name").Str != "":
 		b.out = append(b.out, `,"toolChoice":{"tool":{"name":`...)
 		b.out = appendJSONString(b.out, b.names.name(tc.Get("function.name").Str))
@@ -727,9 +737,18 @@ func (b *bedrockRequestBuilder) toolConfig(f *chatRequest, thinking bool) error 
 	return nil
 }
 
-func (b *bedrockRequestBuilder) tool(t *chatTool, next func()) error {
+// reservedToolName refuses a client tool named like the response_format
+// tool.
+func reservedToolName(t *chatTool) error {
 	if t.name.Str == jsonToolName {
 		return invalidf(t.param(".function.name"), "tool name %q is reserved for response_format", jsonToolName)
+	}
+	return nil
+}
+
+func (b *bedrockRequestBuilder) tool(t *chatTool, next func()) error {
+	if err := reservedToolName(t); err != nil {
+		return err
 	}
 	next()
 	b.out = append(b.out, `{"toolSpec":{"name":`...)
