@@ -357,6 +357,8 @@ func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
 			[]string{`"max_tokens":3000`, `"budget_tokens":2999`}, nil},
 		{"reasoning_effort with too few max_tokens", `{"model":"m","reasoning_effort":"low","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"max_tokens":500`}, []string{`thinking`}},
+		{"reasoning_effort minimal takes Anthropic's minimum budget", `{"model":"m","reasoning_effort":"minimal","messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"budget_tokens":1024`}, nil},
 		{"reasoning_effort none", `{"model":"m","reasoning_effort":"none","messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"max_tokens":4096`}, []string{`thinking`}},
 		{"thinking wins over reasoning_effort", `{"model":"m","reasoning_effort":"high","thinking":{"type":"disabled"},"messages":[{"role":"user","content":"hi"}]}`,

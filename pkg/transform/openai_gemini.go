@@ -670,24 +670,6 @@ func (b *geminiRequestBuilder) toolChoice(tc gjson.Result) error {
 	return nil
 }
 
-// reasoningBudgets are the thinkingBudget tokens for each reasoning_effort,
-// the values LiteLLM uses so clients see the same behaviour.
-func reasoningBudget(effort string) (int64, bool) {
-	switch effort {
-	case "none", "disable":
-		return 0, true
-	case "minimal":
-		return 128, true
-	case "low":
-		return 1024, true
-	case "medium":
-		return 2048, true
-	case "high":
-		return 4096, true
-	}
-	return 0, false
-}
-
 // generationConfig writes the sampling, length, format and thinking
 // parameters.
 func (b *geminiRequestBuilder) generationConfig(f *chatRequest) error {
@@ -830,10 +812,9 @@ func (b *geminiRequestBuilder) thinking(f *chatRequest, key func(string)) error 
 	var budget int64
 	switch {
 	case f.reasoningEffort.Exists():
-		var ok bool
-		budget, ok = reasoningBudget(f.reasoningEffort.Str)
-		if !ok {
-			return invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+		var err error
+		if budget, err = reasoningBudget(f.reasoningEffort); err != nil {
+			return err
 		}
 	case f.thinking.IsObject():
 		switch f.thinking.Get("type").Str {

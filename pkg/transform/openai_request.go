@@ -98,16 +98,15 @@ func (r *chatRequest) parse(body []byte, drop bool, unsupported func(key string,
 	return err
 }
 
-// effortThinkingBudget maps reasoning_effort to the thinking budget of
-// Anthropic's models, as LiteLLM does; 0 means no thinking.
-func effortThinkingBudget(effort gjson.Result) (int64, error) {
-	if !effort.Exists() {
-		return 0, nil
-	}
+// reasoningBudget is the thinking budget for a reasoning_effort, in the
+// tokens LiteLLM uses so clients see the same behaviour; 0 means none.
+func reasoningBudget(effort gjson.Result) (int64, error) {
 	switch effort.Str {
-	case "none":
+	case "none", "disable":
 		return 0, nil
-	case "minimal", "low":
+	case "minimal":
+		return 128, nil
+	case "low":
 		return 1024, nil
 	case "medium":
 		return 2048, nil
@@ -115,6 +114,19 @@ func effortThinkingBudget(effort gjson.Result) (int64, error) {
 		return 4096, nil
 	}
 	return 0, invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+}
+
+// effortThinkingBudget is reasoningBudget for Anthropic's models, which
+// take no budget under minThinkingBudget; 0 also when no effort was given.
+func effortThinkingBudget(effort gjson.Result) (int64, error) {
+	if !effort.Exists() {
+		return 0, nil
+	}
+	budget, err := reasoningBudget(effort)
+	if budget > 0 && budget < minThinkingBudget {
+		budget = minThinkingBudget
+	}
+	return budget, err
 }
 
 const (
