@@ -8,19 +8,25 @@ import (
 )
 
 // The legacy completions API (POST /v1/completions, "text_completion"
-// objects) is still served by OpenAI for a few models and by most
-// self-hosted and OpenAI-compatible servers. The gateway forwards it as is,
-// like chat completions: only the model and the stream usage option change.
+// objects) is still served by OpenAI and Azure OpenAI for a few models and
+// by most self-hosted and OpenAI-compatible servers. The gateway forwards
+// it as is, like chat completions: only the model and the stream usage
+// option change, and for Azure the path and auth.
 
 // NewCompletionsRequest returns the request translator for legacy
-// completions to OpenAI (provider "" or "openai") or to a named
-// OpenAI-compatible provider (see CompatProviders), whose model prefix and
-// stream_options support apply as for chat. The path is
-// {BasePath}/completions with bearer auth.
+// completions to OpenAI (provider "" or "openai"), to Azure OpenAI
+// ("azure"), or to a named OpenAI-compatible provider (see
+// CompatProviders), whose model prefix and stream_options support apply as
+// for chat. The path is {BasePath}/completions with bearer auth; for Azure
+// it is {BasePath}/openai/deployments/{Model}/completions?api-version=...
+// (or /openai/v1/completions) with the key in api-key, as for Azure chat
+// (see NewOpenAIToAzureRequest).
 func NewCompletionsRequest(provider string, t Target) (RequestTranslator, error) {
 	switch provider {
 	case "", string(ProviderOpenAI):
 		return &completionsRequest{target: t}, nil
+	case string(ProviderAzure):
+		return &azureRequest{target: t, operation: "completions", body: &completionsRequest{target: t}}, nil
 	}
 	p, ok := compatLookup(provider)
 	if !ok {
@@ -36,6 +42,19 @@ func NewCompletionsResponse(o ResponseOptions) ResponseTranslator {
 	// The OpenAI reader depends only on usage, model and choices, which
 	// text_completion objects share with chat completions.
 	return &openAIToOpenAIResponse{opts: o}
+}
+
+// newCompletionsResponse returns the legacy completions response
+// translator for provider p: Azure's classifies its content-filter errors,
+// as for chat.
+func newCompletionsResponse(p Provider, o ResponseOptions) (ResponseTranslator, error) {
+	if p == ProviderAzure {
+		return NewOpenAIToAzureResponse(o), nil
+	}
+	if _, ok := CompatDefaultBase(string(p)); ok || p == ProviderOpenAI {
+		return NewCompletionsResponse(o), nil
+	}
+	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, APICompletions, p)
 }
 
 // completionsRequest forwards legacy completions requests.

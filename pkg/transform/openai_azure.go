@@ -17,8 +17,8 @@ const azureDefaultAPIVersion = "2024-10-21"
 // named by the body's model, as OpenAI's own clients send it.
 const azureV1 = "v1"
 
-// NewOpenAIToAzureRequest returns the request translator for Azure OpenAI.
-// The path is
+// NewOpenAIToAzureRequest returns the request translator for Azure OpenAI
+// chat completions. The path is
 //
 //	{BasePath}/openai/deployments/{Model}/chat/completions?api-version={APIVersion or 2024-10-21}
 //
@@ -28,7 +28,7 @@ const azureV1 = "v1"
 // APIKey no credential header is set: a credentials source for Entra ID
 // sets authorization after translation.
 func NewOpenAIToAzureRequest(t Target) RequestTranslator {
-	return &azureRequest{target: t}
+	return &azureRequest{target: t, operation: "chat/completions", body: &openAIToOpenAIRequest{target: t}}
 }
 
 // NewOpenAIToAzureResponse returns the response translator for Azure
@@ -38,21 +38,27 @@ func NewOpenAIToAzureResponse(o ResponseOptions) ResponseTranslator {
 	return &azureResponse{openAIToOpenAIResponse{opts: o}}
 }
 
-// azureRequest translates chat completions requests for Azure OpenAI.
+// azureRequest translates OpenAI-format requests for Azure OpenAI, which
+// takes OpenAI's bodies on its own paths and auth.
 type azureRequest struct {
 	target Target
+	// operation is the path after the deployment: "chat/completions" or
+	// the legacy "completions".
+	operation string
+	// body validates and edits the body as for OpenAI.
+	body RequestTranslator
 }
 
 var _ RequestTranslator = (*azureRequest)(nil)
 
 // RequestBody implements RequestTranslator.
 func (t *azureRequest) RequestBody(body []byte) (RequestResult, error) {
-	res, err := (&openAIToOpenAIRequest{target: t.target}).RequestBody(body)
+	res, err := t.body.RequestBody(body)
 	if err != nil {
 		return RequestResult{}, err
 	}
 	if t.target.APIVersion == azureV1 {
-		res.Path = t.target.BasePath + "/openai/v1/chat/completions"
+		res.Path = t.target.BasePath + "/openai/v1/" + t.operation
 	} else {
 		deployment := t.target.Model
 		if deployment == "" {
@@ -67,7 +73,7 @@ func (t *azureRequest) RequestBody(body []byte) (RequestResult, error) {
 			version = azureDefaultAPIVersion
 		}
 		res.Path = t.target.BasePath + "/openai/deployments/" + url.PathEscape(deployment) +
-			"/chat/completions?api-version=" + url.QueryEscape(version)
+			"/" + t.operation + "?api-version=" + url.QueryEscape(version)
 	}
 	res.SetHeaders = []Header{{Key: "content-type", Value: "application/json"}}
 	// A previous attempt may have left another provider's credential.

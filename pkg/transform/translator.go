@@ -31,7 +31,7 @@ const (
 	// EncodeAnthropicError.
 	APIMessages API = "messages"
 	// APICompletions is the legacy /v1/completions, served by
-	// OpenAI-format providers.
+	// OpenAI-format providers and Azure OpenAI.
 	APICompletions API = "completions"
 	// APIEmbeddings is /v1/embeddings, served by OpenAI-format providers,
 	// Bedrock (Titan and Cohere Embed), Gemini, Vertex AI and Cohere (see
@@ -329,12 +329,7 @@ func NewResponseTranslator(api API, p Provider, o ResponseOptions) (ResponseTran
 	case APIEmbeddings:
 		return NewEmbeddingsResponse(p, o)
 	case APICompletions:
-		if p != ProviderOpenAI {
-			if _, ok := CompatDefaultBase(string(p)); !ok {
-				break
-			}
-		}
-		return NewCompletionsResponse(o), nil
+		return newCompletionsResponse(p, o)
 	case APIChatCompletions:
 		if isVertexAnthropic(p, o.Model) {
 			return &openAIToAnthropicResponse{opts: o}, nil
