@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// AzureOpenAI serves Azure OpenAI chat completions: POST
-// /openai/deployments/{deployment}/chat/completions and the versionless v1
-// API's /openai/v1/chat/completions, with bodies, streams and errors as the
-// OpenAI fake's. The key goes in api-key; an Entra ID token goes in
+// AzureOpenAI serves Azure OpenAI chat completions and legacy completions:
+// POST /openai/deployments/{deployment}/chat/completions and
+// .../completions, and the versionless v1 API's /openai/v1/chat/completions
+// and /openai/v1/completions, with bodies, streams and errors as the OpenAI
+// fake's (completions.go). The key goes in api-key; an Entra ID token goes in
 // authorization: Bearer, checked against [WithEntraToken]'s (with neither
 // configured any credential is accepted). The api-version query is not
 // checked: the fake sees only the path.
@@ -32,17 +33,49 @@ var (
 	_ pathRouted = (*azureOpenAI)(nil)
 )
 
-// forRequest implements pathRouted, overriding the OpenAI fake's: Azure
-// routes serve only chat, so every request keeps the Azure fake.
-func (a *azureOpenAI) forRequest(*url.URL) provider { return a }
+// forRequest implements pathRouted, overriding the OpenAI fake's, which
+// routes by OpenAI's paths: a legacy completions request on an Azure route
+// gets the completions fake with Azure's auth.
+func (a *azureOpenAI) forRequest(u *url.URL) provider {
+	if op, _ := azureOperation(u.Path); op == "completions" {
+		return &azureCompletions{azure: a}
+	}
+	return a
+}
 
 func (*azureOpenAI) handles(path string) bool {
-	if path == "/openai/v1/chat/completions" {
-		return true
+	_, ok := azureOperation(path)
+	return ok
+}
+
+// azureOperation is the operation an Azure inference path names,
+// "chat/completions" or "completions", after a deployment or on the v1 API;
+// ok is false for any other path.
+func azureOperation(path string) (op string, ok bool) {
+	if rest, v1 := strings.CutPrefix(path, "/openai/v1/"); v1 {
+		op = rest
+	} else {
+		rest, ok := strings.CutPrefix(path, "/openai/deployments/")
+		deployment, after, _ := strings.Cut(rest, "/")
+		if !ok || deployment == "" {
+			return "", false
+		}
+		op = after
 	}
-	rest, ok := strings.CutPrefix(path, "/openai/deployments/")
-	deployment, ok2 := strings.CutSuffix(rest, "/chat/completions")
-	return ok && ok2 && deployment != "" && !strings.Contains(deployment, "/")
+	return op, op == "chat/completions" || op == "completions"
+}
+
+// azureCompletions is the legacy completions fake behind Azure's routes:
+// OpenAI's bodies, Azure's credentials.
+type azureCompletions struct {
+	openAICompletions
+	azure *azureOpenAI
+}
+
+var _ provider = (*azureCompletions)(nil)
+
+func (c *azureCompletions) authenticate(h http.Header, key string) *apiError {
+	return c.azure.authenticate(h, key)
 }
 
 func (*azureOpenAI) setResponseHeaders(h http.Header, requestID string) {

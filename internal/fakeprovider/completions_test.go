@@ -2,6 +2,7 @@ package fakeprovider_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 func promptString(s string) openai.CompletionNewParamsPromptUnion {
@@ -217,14 +219,93 @@ func TestOpenAI_CompletionsErrors(t *testing.T) {
 	}
 }
 
-// The Azure fake serves chat only: its legacy completions path is not a
-// route, and the OpenAI fake's completions routing does not leak into it.
-func TestAzure_NoCompletions(t *testing.T) {
+// TestAzure_Completions: the Azure fake serves the legacy completions API
+// on a deployment's path and on the v1 API, with Azure's credentials; the
+// OpenAI fake's own completions path is not an Azure route.
+func TestAzure_Completions(t *testing.T) {
 	srv := fakeprovider.Start(t, fakeprovider.AzureOpenAI, fakeprovider.WithAPIKey(testKey))
-	client := azureClient(srv.URL()+"/v1", testKey)
-	_, err := client.Completions.New(t.Context(), openai.CompletionNewParams{Model: "m", Prompt: promptString("x")})
+	// Entra ID: the bearer token is the only credential that fake takes.
+	entraSrv := fakeprovider.Start(t, fakeprovider.AzureOpenAI, fakeprovider.WithEntraToken("aad-token"))
+	entra := openai.NewClient(option.WithBaseURL(entraSrv.URL()+"/openai/deployments/instruct"), option.WithAPIKey("aad-token"),
+		option.WithQuery("api-version", "2024-10-21"), option.WithMaxRetries(0))
+	for name, client := range map[string]openai.Client{
+		"deployment": azureClient(srv.URL()+"/openai/deployments/instruct", testKey),
+		"v1":         azureClient(srv.URL()+"/openai/v1", testKey),
+		"entra":      entra,
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := client.Completions.New(t.Context(), openai.CompletionNewParams{Model: "instruct", Prompt: promptString("say this please")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Object != "text_completion" || resp.Choices[0].Text != "echo: say this please" || resp.Usage.PromptTokens != 3 || resp.Usage.CompletionTokens != 4 {
+				t.Errorf("response %s", resp.RawJSON())
+			}
+			stream := client.Completions.NewStreaming(t.Context(), openai.CompletionNewParams{Model: "instruct", Prompt: promptString("a b"),
+				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
+			var text string
+			var usage openai.CompletionUsage
+			for stream.Next() {
+				for _, c := range stream.Current().Choices {
+					text += c.Text
+				}
+				if stream.Current().JSON.Usage.Valid() {
+					usage = stream.Current().Usage
+				}
+			}
+			if err := stream.Err(); err != nil || text != "echo: a b" || usage.TotalTokens != 5 {
+				t.Errorf("streamed %q usage %+v: %v", text, usage, err)
+			}
+		})
+	}
+	var paths []string
+	for _, r := range srv.Requests() {
+		paths = append(paths, r.Path)
+	}
+	if want := "/openai/deployments/instruct/completions"; !slices.Contains(paths, want) || !slices.Contains(paths, "/openai/v1/completions") {
+		t.Errorf("paths %v", paths)
+	}
+
 	var apiErr *openai.Error
+	wrongKey := azureClient(srv.URL()+"/openai/deployments/instruct", "wrong")
+	_, err := wrongKey.Completions.New(t.Context(), openai.CompletionNewParams{Model: "m", Prompt: promptString("x")})
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 || apiErr.Code != "401" {
+		t.Errorf("wrong key: %v", err)
+	}
+	openAIPath := azureClient(srv.URL()+"/v1", testKey)
+	_, err = openAIPath.Completions.New(t.Context(), openai.CompletionNewParams{Model: "m", Prompt: promptString("x")})
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
-		t.Errorf("err = %v, want 404", err)
+		t.Errorf("openai path: err = %v, want 404", err)
+	}
+	// A deployment's path with more segments is not a route either.
+	nested := azureClient(srv.URL()+"/openai/deployments/a/b", testKey)
+	_, err = nested.Completions.New(t.Context(), openai.CompletionNewParams{Model: "m", Prompt: promptString("x")})
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Errorf("nested path: err = %v, want 404", err)
+	}
+}
+
+// TestAzure_CompletionsThroughTranslator: what the gateway's Azure
+// completions translator sends, the fake accepts, on both API styles.
+func TestAzure_CompletionsThroughTranslator(t *testing.T) {
+	for _, version := range []string{"", "v1"} {
+		t.Run("api-version="+version, func(t *testing.T) {
+			srv := fakeprovider.Start(t, fakeprovider.AzureOpenAI, fakeprovider.WithAPIKey(testKey))
+			req, err := transform.NewCompletionsRequest("azure", transform.Target{Model: "instruct", APIKey: testKey, APIVersion: version, ForceStreamUsage: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := func(o transform.ResponseOptions) transform.ResponseTranslator {
+				tr, err := transform.NewResponseTranslator(transform.APICompletions, transform.ProviderAzure, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tr
+			}
+			throughTranslator(t, "completions", srv, req.RequestBody, resp)
+			if p := srv.Requests()[0].Path; (version == "v1") != (p == "/openai/v1/completions") {
+				t.Errorf("path %s", p)
+			}
+		})
 	}
 }
