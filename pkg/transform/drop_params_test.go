@@ -65,3 +65,98 @@ func TestDropParams(t *testing.T) {
 		})
 	}
 }
+
+// TestDropParams_NoEquivalent checks parameters some providers have no
+// equivalent for: each is refused with a 400 naming it, as LiteLLM's
+// UnsupportedParamsError is, and left out under drop_params while the rest
+// of the request still goes through.
+func TestDropParams_NoEquivalent(t *testing.T) {
+	const (
+		msgs  = `"messages":[{"role":"user","content":"hi"}],"temperature":0.37`
+		tools = `"tools":[{"type":"function","function":{"name":"lookup"}}]`
+	)
+	claude := transform.Target{Model: "anthropic.claude-3-haiku-20240307-v1:0"}
+	vertexClaude := transform.Target{Model: "claude-sonnet-4-5@20250929", Project: "p"}
+	vertexGemini := transform.Target{Model: "gemini-2.5-flash", Project: "p"}
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		target   transform.Target
+		body     string
+		refused  string
+		// dropped must not reach the provider under drop_params.
+		dropped string
+	}{
+		{"anthropic seed", transform.ProviderAnthropic, transform.Target{}, `{"model":"m",` + msgs + `,"seed":7}`, "seed", `"seed"`},
+		{"vertex claude seed", transform.ProviderVertexAI, vertexClaude, `{"model":"m",` + msgs + `,"seed":7}`, "seed", `"seed"`},
+		{"bedrock seed", transform.ProviderBedrock, claude, `{` + msgs + `,"seed":7}`, "seed", `"seed"`},
+		{"bedrock parallel_tool_calls", transform.ProviderBedrock, claude, `{` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
+		{"gemini parallel_tool_calls", transform.ProviderGemini, transform.Target{Model: "gemini-2.5-flash"}, `{` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
+		{"vertex gemini parallel_tool_calls", transform.ProviderVertexAI, vertexGemini, `{` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
+		{"cohere parallel_tool_calls", transform.ProviderCohere, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
+		{"ollama parallel_tool_calls", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
+		{"ollama tool_choice required", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"tool_choice":"required"}`, "tool_choice", `tool_choice`},
+		{"ollama named tool_choice", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"tool_choice":{"type":"function","function":{"name":"lookup"}}}`, "tool_choice", `tool_choice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			strict, err := transform.NewRequestTranslator(transform.APIChatCompletions, tt.provider, tt.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = strict.RequestBody([]byte(tt.body))
+			var ie *transform.InvalidRequestError
+			if !errors.As(err, &ie) || ie.Param != tt.refused || !strings.Contains(ie.Message, tt.refused) {
+				t.Fatalf("without drop_params: err = %v, want a refusal naming %s", err, tt.refused)
+			}
+
+			target := tt.target
+			target.DropParams = true
+			lenient, err := transform.NewRequestTranslator(transform.APIChatCompletions, tt.provider, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := lenient.RequestBody([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("with drop_params: %v", err)
+			}
+			out := string(res.Body)
+			if strings.Contains(out, tt.dropped) || !strings.Contains(out, "0.37") || !gjson.Valid(out) {
+				t.Errorf("%s reached the provider, or the rest was lost: %s", tt.dropped, out)
+			}
+			if strings.Contains(tt.body, tools) && !strings.Contains(out, "lookup") {
+				t.Errorf("the tools were lost: %s", out)
+			}
+		})
+	}
+}
+
+// TestDropParams_DefaultsAccepted checks that the values naming what every
+// provider does anyway are taken without drop_params: parallel tool calls
+// on, and tool_choice auto.
+func TestDropParams_DefaultsAccepted(t *testing.T) {
+	const body = `{"model":"m","messages":[{"role":"user","content":"hi"}],` +
+		`"tools":[{"type":"function","function":{"name":"lookup"}}],"tool_choice":"auto","parallel_tool_calls":true}`
+	for _, tt := range []struct {
+		provider transform.Provider
+		target   transform.Target
+	}{
+		{transform.ProviderAnthropic, transform.Target{}},
+		{transform.ProviderBedrock, transform.Target{Model: "anthropic.claude-3-haiku-20240307-v1:0"}},
+		{transform.ProviderGemini, transform.Target{}},
+		{transform.ProviderVertexAI, transform.Target{Model: "claude-sonnet-4-5@20250929", Project: "p"}},
+		{transform.ProviderCohere, transform.Target{}},
+		{transform.ProviderOllama, transform.Target{}},
+	} {
+		t.Run(string(tt.provider)+" "+tt.target.Model, func(t *testing.T) {
+			tr, err := transform.NewRequestTranslator(transform.APIChatCompletions, tt.provider, tt.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tr.RequestBody([]byte(body))
+			if err != nil || !strings.Contains(string(res.Body), "lookup") {
+				t.Errorf("err = %v, body %s", err, res.Body)
+			}
+		})
+	}
+}

@@ -50,9 +50,13 @@ func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, erro
 }
 
 // anthropicUnsupported rejects parameters Anthropic cannot honour and whose
-// silent loss the client would notice; Anthropic has no penalties either.
+// silent loss the client would notice; Anthropic has no penalties and no
+// seed either. parallel_tool_calls false is disable_parallel_tool_use.
 func anthropicUnsupported(key string, v gjson.Result) error {
 	if err := unsupportedParam(key, v, "anthropic"); err != nil {
+		return err
+	}
+	if err := unsupportedSeed(key, "anthropic"); err != nil {
 		return err
 	}
 	return unsupportedPenalty(key, v, "anthropic")

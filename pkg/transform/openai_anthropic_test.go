@@ -310,6 +310,7 @@ func TestOpenAIToAnthropic_RequestBodyInvalid(t *testing.T) {
 		{"top_logprobs", `{"model":"m","top_logprobs":3,"messages":[{"role":"user","content":"hi"}]}`, "top_logprobs"},
 		{"logit_bias", `{"model":"m","logit_bias":{"50256":-100},"messages":[{"role":"user","content":"hi"}]}`, "logit_bias"},
 		{"presence_penalty", `{"model":"m","presence_penalty":0.5,"messages":[{"role":"user","content":"hi"}]}`, "presence_penalty"},
+		{"seed", `{"model":"m","seed":7,"messages":[{"role":"user","content":"hi"}]}`, "seed"},
 		{"max_tokens zero", `{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}`, "max_tokens"},
 		{"max_tokens string", `{"model":"m","max_completion_tokens":"9","messages":[{"role":"user","content":"hi"}]}`, "max_completion_tokens"},
 		{"temperature string", `{"model":"m","temperature":"hot","messages":[{"role":"user","content":"hi"}]}`, "temperature"},
@@ -343,6 +344,8 @@ func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
 	}{
 		{"tool_choice none", `{"model":"m","tool_choice":"none","parallel_tool_calls":false,"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"tool_choice":{"type":"none"}`}, nil},
+		{"parallel_tool_calls true is Anthropic's default", `{"model":"m","parallel_tool_calls":true,"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tool_choice":{"type":"auto"}`}, []string{`disable_parallel_tool_use`}},
 		{"tool_choice without tools is dropped", `{"model":"m","tool_choice":"required","messages":[{"role":"user","content":"hi"}]}`,
 			nil, []string{`tool_choice`, `"tools"`}},
 		{"json_object", `{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}`,

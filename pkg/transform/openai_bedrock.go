@@ -75,9 +75,17 @@ func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error)
 }
 
 // bedrockUnsupported rejects parameters Converse cannot honour and whose
-// silent loss the client would notice; Converse has no penalties either.
+// silent loss the client would notice. Converse has no penalties and no
+// seed either (inferenceConfig has maxTokens, stopSequences, temperature
+// and topP only), and its toolChoice cannot limit a reply to one call.
 func bedrockUnsupported(key string, v gjson.Result) error {
 	if err := unsupportedParam(key, v, "bedrock"); err != nil {
+		return err
+	}
+	if err := unsupportedSeed(key, "bedrock"); err != nil {
+		return err
+	}
+	if err := unsupportedSerialToolCalls(key, v, "bedrock"); err != nil {
 		return err
 	}
 	return unsupportedPenalty(key, v, "bedrock")

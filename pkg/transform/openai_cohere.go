@@ -51,8 +51,12 @@ func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 	return res, nil
 }
 
-// cohereUnsupported rejects parameters Cohere cannot honour.
+// cohereUnsupported rejects parameters Cohere cannot honour; v2 chat has no
+// way to limit a reply to one tool call.
 func cohereUnsupported(key string, v gjson.Result) error {
+	if err := unsupportedSerialToolCalls(key, v, "cohere"); err != nil {
+		return err
+	}
 	return unsupportedParam(key, v, "cohere")
 }
 
@@ -105,6 +109,9 @@ func (b *cohereRequestBuilder) build(t *Target, f *chatRequest) error {
 		return err
 	}
 	if err := b.responseFormat(f.responseFormat); err != nil {
+		return err
+	}
+	if err := b.thinking(f.reasoningEffort); err != nil {
 		return err
 	}
 	if f.stream.Type == gjson.True {
@@ -411,6 +418,28 @@ func (b *cohereRequestBuilder) responseFormat(rf gjson.Result) error {
 	default:
 		return invalidf("response_format", `response_format type must be "text", "json_object" or "json_schema"`)
 	}
+	return nil
+}
+
+// thinking writes reasoning_effort as thinking
+// (https://docs.cohere.com/docs/reasoning), with the budget of the shared
+// table as token_budget. "none" sends "disabled": Cohere's reasoning models
+// think unless told not to.
+func (b *cohereRequestBuilder) thinking(effort gjson.Result) error {
+	if !effort.Exists() {
+		return nil
+	}
+	budget, err := reasoningBudget(effort)
+	if err != nil {
+		return err
+	}
+	if budget == 0 {
+		b.out = append(b.out, `,"thinking":{"type":"disabled"}`...)
+		return nil
+	}
+	b.out = append(b.out, `,"thinking":{"type":"enabled","token_budget":`...)
+	b.out = appendInt(b.out, budget)
+	b.out = append(b.out, '}')
 	return nil
 }
 

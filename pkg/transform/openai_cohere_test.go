@@ -70,6 +70,14 @@ func TestCohere_RequestBodyFields(t *testing.T) {
 			`{"model":"c","messages":[{"role":"tool","tool_call_id":"t1","content":""}]}`},
 		{"object arguments", transform.Target{}, `{"model":"c","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","arguments":{"x": 1}}}]}]}`,
 			`{"model":"c","messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]}]}`},
+		{"reasoning_effort sets the thinking budget", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"high"}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","token_budget":4096}}`},
+		{"reasoning_effort minimal", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"minimal"}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","token_budget":128}}`},
+		{"reasoning_effort none turns thinking off", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none","stream":true}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"},"stream":true}`},
+		{"parallel_tool_calls true is what Cohere does", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 		{"nulls ignored", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"temperature":null,"n":1,"logprobs":false}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 	}
@@ -127,6 +135,9 @@ func TestCohere_RequestBodyInvalid(t *testing.T) {
 		{"temperature string", `{"model":"c","messages":[{"role":"user","content":"x"}],"temperature":"hot"}`, "temperature"},
 		{"fractional max_tokens", `{"model":"c","messages":[{"role":"user","content":"x"}],"max_tokens":1.5}`, "max_tokens"},
 		{"stop number", `{"model":"c","messages":[{"role":"user","content":"x"}],"stop":[1]}`, "stop"},
+		{"bad reasoning_effort", `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"max"}`, "reasoning_effort"},
+		{"numeric reasoning_effort", `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":2}`, "reasoning_effort"},
+		{"parallel_tool_calls false", `{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}`, "parallel_tool_calls"},
 		{"schema missing", `{"model":"c","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{}}}`, "response_format"},
 	}
 	for _, tt := range tests {
@@ -319,6 +330,36 @@ func TestCohere_StreamChunkFields(t *testing.T) {
 		}
 		if last.Usage != (transform.Usage{InputTokens: 793, OutputTokens: 61, CachedInputTokens: 176}) {
 			t.Errorf("usage %+v", last.Usage)
+		}
+	})
+	t.Run("thinking", func(t *testing.T) {
+		out, last := runStream(t, newCohereResponse(opts), streamPieces(t, filepath.Join("testdata", "cohere", "thinking.stream.json")))
+		var reasoning, text strings.Builder
+		for _, d := range sseDataLines(out) {
+			var c struct {
+				Choices []struct {
+					Delta struct {
+						Content          string `json:"content"`
+						ReasoningContent string `json:"reasoning_content"`
+					} `json:"delta"`
+				} `json:"choices"`
+			}
+			if d == "[DONE]" {
+				continue
+			}
+			if err := json.Unmarshal([]byte(d), &c); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Choices) > 0 {
+				reasoning.WriteString(c.Choices[0].Delta.ReasoningContent)
+				text.WriteString(c.Choices[0].Delta.Content)
+			}
+		}
+		if reasoning.String() != `Alice has 2 sisters, so her brother has "3".` || text.String() != "Three sisters." {
+			t.Errorf("reasoning %q text %q", reasoning.String(), text.String())
+		}
+		if !last.Done || last.Usage != (transform.Usage{InputTokens: 530, OutputTokens: 40}) {
+			t.Errorf("last %+v", last)
 		}
 	})
 	t.Run("error", func(t *testing.T) {

@@ -120,10 +120,15 @@ func (t *openAIToGeminiRequest) path(model string, stream bool) string {
 
 // geminiUnsupported rejects parameters Gemini cannot honour (or this
 // translator cannot carry back) and whose silent loss the client would
-// notice. Gemini has n (candidateCount) and penalties.
+// notice. Gemini has n (candidateCount) and penalties, but its
+// functionCallingConfig (mode, allowedFunctionNames) cannot limit a reply
+// to one call.
 func geminiUnsupported(key string, v gjson.Result) error {
 	if key == "n" {
 		return nil
+	}
+	if err := unsupportedSerialToolCalls(key, v, "gemini"); err != nil {
+		return err
 	}
 	return unsupportedParam(key, v, "gemini")
 }

@@ -380,6 +380,7 @@ func TestOpenAIToGemini_RequestBodyInvalid(t *testing.T) {
 		{"temperature string", `{"model":"m","temperature":"hot",` + hi + `}`, "temperature"},
 		{"stop number", `{"model":"m","stop":[1],` + hi + `}`, "stop"},
 		{"bad tool_choice", `{"model":"m","tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"f"}}],` + hi + `}`, "tool_choice"},
+		{"parallel_tool_calls false", `{"model":"m","parallel_tool_calls":false,"tools":[{"type":"function","function":{"name":"f"}}],` + hi + `}`, "parallel_tool_calls"},
 		{"hosted OpenAI tool", `{"model":"m","tools":[{"type":"web_search"}],` + hi + `}`, "tools[0].type"},
 		{"tool without name", `{"model":"m","tools":[{"type":"function","function":{}}],` + hi + `}`, "tools[0].function.name"},
 		{"bad response_format", `{"model":"m","response_format":{"type":"yaml"},` + hi + `}`, "response_format"},

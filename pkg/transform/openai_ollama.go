@@ -22,8 +22,10 @@ const ollamaID = "chatcmpl-ollama"
 // http://localhost:11434), with bearer auth only when an APIKey is set
 // (Ollama behind an authenticating proxy, or Ollama's cloud).
 //
-// tool_choice is dropped, as LiteLLM does: Ollama has no such option and
-// forcing it through a template makes the server hang.
+// Ollama has no tool_choice: "auto" is what it does, and "none" is kept by
+// offering no tools. A required or named choice cannot be forced (LiteLLM
+// drops it, as forcing it through a template makes the server hang), so it
+// is refused unless Target.DropParams.
 func NewOpenAIToOllamaRequest(t Target) RequestTranslator {
 	return &ollamaRequest{target: t}
 }
@@ -58,8 +60,16 @@ func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
 	return res, nil
 }
 
-// ollamaUnsupported rejects parameters Ollama cannot honour.
+// ollamaUnsupported rejects parameters Ollama cannot honour: a tool_choice
+// that forces tools, and parallel_tool_calls false, which it has no way to
+// keep.
 func ollamaUnsupported(key string, v gjson.Result) error {
+	if key == "tool_choice" && (v.Str == "required" || v.IsObject()) {
+		return invalidf(key, `tool_choice must be "auto" or "none" for ollama models, which cannot be made to call a tool`)
+	}
+	if err := unsupportedSerialToolCalls(key, v, "ollama"); err != nil {
+		return err
+	}
 	return unsupportedParam(key, v, "ollama")
 }
 
@@ -80,13 +90,21 @@ func (b *ollamaRequestBuilder) build(t *Target, f *chatRequest) error {
 	if err := b.messages(f.messages); err != nil {
 		return err
 	}
-	if f.tools.Exists() {
-		if !f.tools.IsArray() {
-			return invalidf("tools", "tools must be an array")
+	if f.tools.Exists() && !f.tools.IsArray() {
+		return invalidf("tools", "tools must be an array")
+	}
+	switch tc := f.toolChoice; {
+	case !tc.Exists(), tc.Str == "auto":
+		if f.tools.Exists() {
+			// Ollama takes OpenAI's tool definitions as they are.
+			b.out = append(b.out, `,"tools":`...)
+			b.out = append(b.out, f.tools.Raw...)
 		}
-		// Ollama takes OpenAI's tool definitions as they are.
-		b.out = append(b.out, `,"tools":`...)
-		b.out = append(b.out, f.tools.Raw...)
+	case tc.Str == "none":
+		// Without tools the model cannot call one. The history's calls
+		// and results need no declarations, unlike on Converse.
+	default:
+		return invalidf("tool_choice", `tool_choice must be "auto" or "none" for ollama models`)
 	}
 	if err := b.options(f); err != nil {
 		return err

@@ -191,8 +191,8 @@ func modelName(t *Target, r *chatRequest) (string, error) {
 
 // unsupportedParam rejects parameters a provider cannot honour whose silent
 // loss the client would notice (fewer choices, no logprobs, no bias).
-// Parameters without visible effect (user, stream_options,
-// parallel_tool_calls) and unknown ones are ignored.
+// Parameters without visible effect (user, stream_options) and unknown ones
+// are ignored.
 func unsupportedParam(key string, v gjson.Result, provider string) error {
 	switch key {
 	case "n":
@@ -218,6 +218,25 @@ func unsupportedParam(key string, v gjson.Result, provider string) error {
 func unsupportedPenalty(key string, v gjson.Result, provider string) error {
 	if (key == "presence_penalty" || key == "frequency_penalty") && v.Float() != 0 {
 		return invalidf(key, "%s is not supported by %s models", key, provider)
+	}
+	return nil
+}
+
+// unsupportedSeed rejects seed, for providers that take none: the client
+// asked for repeatable sampling it would not get.
+func unsupportedSeed(key string, provider string) error {
+	if key == "seed" {
+		return invalidf(key, "seed is not supported by %s models", provider)
+	}
+	return nil
+}
+
+// unsupportedSerialToolCalls rejects parallel_tool_calls false, for
+// providers that cannot limit a reply to one tool call; true is what they
+// do anyway.
+func unsupportedSerialToolCalls(key string, v gjson.Result, provider string) error {
+	if key == "parallel_tool_calls" && v.Type == gjson.False {
+		return invalidf(key, "parallel_tool_calls false is not supported by %s models", provider)
 	}
 	return nil
 }

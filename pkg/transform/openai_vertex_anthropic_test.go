@@ -253,6 +253,7 @@ func TestOpenAIToVertexAnthropic_RequestBodyInvalid(t *testing.T) {
 		{"no messages", `{"model":"m"}`, "messages"},
 		{"n > 1", `{"messages":[{"role":"user","content":"hi"}],"n":2}`, "n"},
 		{"penalty", `{"messages":[{"role":"user","content":"hi"}],"presence_penalty":1}`, "presence_penalty"},
+		{"seed", `{"messages":[{"role":"user","content":"hi"}],"seed":7}`, "seed"},
 		{"no model anywhere", `{"messages":[{"role":"user","content":"hi"}]}`, "model"},
 	}
 	for _, tt := range tests {
