@@ -215,9 +215,9 @@ func (b *cohereRequestBuilder) content(i, content gjson.Result, images bool) (bo
 			b.out = append(b.out, part.text.Raw...)
 			b.out = append(b.out, '}')
 		case typ == "image_url" && images:
-			url := part.imageURL
+			url, detail := part.imageURL, gjson.Result{}
 			if url.IsObject() {
-				url = url.Get("url")
+				url, detail = url.Get("url"), url.Get("detail")
 			}
 			if url.Type != gjson.String {
 				err = invalidf(partParam(i, j), "image_url parts must have a string url")
@@ -227,8 +227,14 @@ func (b *cohereRequestBuilder) content(i, content gjson.Result, images bool) (bo
 				b.out = append(b.out, ',')
 			}
 			n++
+			// Cohere takes web URLs and data URLs alike, and OpenAI's
+			// detail levels (auto, low, high).
 			b.out = append(b.out, `{"type":"image_url","image_url":{"url":`...)
 			b.out = append(b.out, url.Raw...)
+			if detail.Type == gjson.String {
+				b.out = append(b.out, `,"detail":`...)
+				b.out = append(b.out, detail.Raw...)
+			}
 			b.out = append(b.out, "}}"...)
 		case typ == "refusal":
 			// The model's own refusal carries nothing to continue from.

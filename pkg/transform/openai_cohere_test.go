@@ -78,6 +78,8 @@ func TestCohere_RequestBodyFields(t *testing.T) {
 			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"},"stream":true}`},
 		{"parallel_tool_calls true is what Cohere does", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
+		{"web image URL passed with its detail", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"low"}},{"type":"image_url","image_url":"https://example.com/dog.jpg"}]}]}`,
+			`{"model":"c","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"low"}},{"type":"image_url","image_url":{"url":"https://example.com/dog.jpg"}}]}]}`},
 		{"nulls ignored", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"temperature":null,"n":1,"logprobs":false}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 	}
