@@ -506,6 +506,18 @@ func TestOpenAIToAnthropic_ResponseBodyFields(t *testing.T) {
 			t.Errorf("finish = %q", c.Choices[0].FinishReason)
 		}
 	})
+	// Claude's safety classifier stops a reply with stop_reason refusal;
+	// OpenAI clients know a filtered reply by content_filter, and keep the
+	// text sent before it.
+	t.Run("refusal", func(t *testing.T) {
+		res, c := translateResponse(t, "refusal")
+		if c.Choices[0].FinishReason != "content_filter" || c.Choices[0].Message.Content != "I can't help with" {
+			t.Errorf("finish %q content %q", c.Choices[0].FinishReason, c.Choices[0].Message.Content)
+		}
+		if res.Usage != (transform.Usage{InputTokens: 31, OutputTokens: 6}) {
+			t.Errorf("usage %+v", res.Usage)
+		}
+	})
 }
 
 func TestOpenAIToAnthropic_ResponseBodyBad(t *testing.T) {
@@ -701,6 +713,21 @@ func TestOpenAIToAnthropic_StreamChunkFields(t *testing.T) {
 		}
 		if reasoning.String() != "27 * 453: 27*400=10800, 27*53=1431, total 12231." || content.String() != "27 × 453 = 12,231." {
 			t.Errorf("reasoning %q content %q", reasoning.String(), content.String())
+		}
+	})
+	t.Run("refusal", func(t *testing.T) {
+		chunks, last := streamChunks(t, "refusal", false)
+		var content strings.Builder
+		finish := ""
+		for _, c := range chunks {
+			content.WriteString(c.Choices[0].Delta.Content)
+			finish += c.Choices[0].FinishReason
+		}
+		if finish != "content_filter" || content.String() != "I can't help with" {
+			t.Errorf("finish %q content %q", finish, content.String())
+		}
+		if !last.Done || last.Usage != (transform.Usage{InputTokens: 31, OutputTokens: 6}) {
+			t.Errorf("done %v usage %+v", last.Done, last.Usage)
 		}
 	})
 	t.Run("error", func(t *testing.T) {
