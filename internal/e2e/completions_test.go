@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
 )
 
@@ -115,4 +120,155 @@ func TestCompletions_EndToEnd(t *testing.T) {
 		r := spendRecords(t, 3)[0]
 		checkRecord(t, r, openai.CompletionUsage{PromptTokens: 2, CompletionTokens: 3})
 	})
+}
+
+// TestCompletions_Azure: legacy completions to Azure OpenAI deployments,
+// keyed and Entra ID, stream and non-stream, metered as for OpenAI; models
+// whose provider has no completions API get an OpenAI-shaped 400 without
+// a request upstream.
+func TestCompletions_Azure(t *testing.T) {
+	keyed := fakeprovider.Start(t, fakeprovider.AzureOpenAI, fakeprovider.WithAPIKey("k-azure"))
+	entra := fakeprovider.Start(t, fakeprovider.AzureOpenAI, fakeprovider.WithEntraToken("aad-static"))
+	anth := fakeprovider.Start(t, fakeprovider.Anthropic, fakeprovider.WithAPIKey("k-anthropic"))
+	bedrock := fakeprovider.Start(t, fakeprovider.Bedrock, fakeprovider.WithAPIKey("aws-secret"))
+	s := startConfigStack(t, fmt.Sprintf(`
+model_list:
+  - {model_name: c-azure, litellm_params: {model: azure/instruct-prod, api_base: "%s", api_key: k-azure, api_version: "2024-10-21", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}, model_info: {id: d-azure}}
+  - {model_name: c-azure-entra, litellm_params: {model: azure/instruct-prod, api_base: "%s", azure_ad_token: aad-static}, model_info: {id: d-azure-entra}}
+  - {model_name: c-anthropic, litellm_params: {model: anthropic/claude-sonnet-4-5, api_base: "%s", api_key: k-anthropic}, model_info: {id: d-anthropic}}
+  - {model_name: c-bedrock, litellm_params: {model: bedrock/anthropic.claude-3-5-haiku-20241022-v1:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: d-bedrock}}
+keys: [{id: demo, key: sk-tollgate-demo}]
+`, keyed.URL(), entra.URL(), anth.URL(), bedrock.URL()))
+	checkRecord := func(t *testing.T, r accounting.Record, u openai.CompletionUsage) {
+		t.Helper()
+		want := float64(u.PromptTokens)*0.000001 + float64(u.CompletionTokens)*0.000002
+		if r.Usage.InputTokens != u.PromptTokens || r.Usage.OutputTokens != u.CompletionTokens || u.CompletionTokens == 0 ||
+			r.Estimated || r.Unpriced || math.Abs(r.Cost-want) > 1e-12 || r.Status != 200 || r.Deployment != "d-azure" {
+			t.Errorf("record %+v, SDK usage %d/%d", r, u.PromptTokens, u.CompletionTokens)
+		}
+	}
+	// checkUpstream checks the newest request the keyed fake received.
+	checkUpstream := func(t *testing.T, wantStream bool) {
+		t.Helper()
+		reqs := keyed.Requests()
+		last := reqs[len(reqs)-1]
+		if last.Path != "/openai/deployments/instruct-prod/completions" || last.Header.Get("Api-Key") != "k-azure" ||
+			last.Header.Get("Authorization") != "" || last.Status != 200 {
+			t.Errorf("upstream %s %d headers %v", last.Path, last.Status, last.Header)
+		}
+		// Every stream asks for usage, so every stream is metered.
+		if gjson.GetBytes(last.Body, "model").Str != "instruct-prod" || gjson.GetBytes(last.Body, "stream_options.include_usage").Bool() != wantStream {
+			t.Errorf("upstream body %s", last.Body)
+		}
+	}
+
+	t.Run("non-stream", func(t *testing.T) {
+		resp, err := s.client.Completions.New(t.Context(), openai.CompletionNewParams{
+			Model:  "c-azure",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("complete these four words")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Object != "text_completion" || len(resp.Choices) != 1 || resp.Choices[0].Text != "echo: complete these four words" ||
+			resp.Usage.PromptTokens != 4 || resp.Usage.CompletionTokens != 5 {
+			t.Errorf("response %s", resp.RawJSON())
+		}
+		checkUpstream(t, false)
+		checkRecord(t, s.records(t, "c-azure", 1)[0], resp.Usage)
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		stream := s.client.Completions.NewStreaming(t.Context(), openai.CompletionNewParams{
+			Model:         "c-azure",
+			Prompt:        openai.CompletionNewParamsPromptUnion{OfString: openai.String("one two three four five six")},
+			MaxTokens:     openai.Int(3),
+			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+		})
+		var text, finish string
+		var usage openai.CompletionUsage
+		for stream.Next() {
+			ch := stream.Current()
+			for _, c := range ch.Choices {
+				text += c.Text
+				if c.FinishReason != "" {
+					finish = string(c.FinishReason)
+				}
+			}
+			if ch.JSON.Usage.Valid() {
+				usage = ch.Usage
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if text != "echo: one two" || finish != "length" || usage.PromptTokens != 6 || usage.CompletionTokens != 3 {
+			t.Errorf("streamed %q finish %q usage %+v", text, finish, usage)
+		}
+		checkUpstream(t, true)
+		checkRecord(t, s.records(t, "c-azure", 2)[0], usage)
+	})
+
+	t.Run("stream without usage", func(t *testing.T) {
+		stream := s.client.Completions.NewStreaming(t.Context(), openai.CompletionNewParams{
+			Model:  "c-azure",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("a b")},
+		})
+		var text string
+		for stream.Next() {
+			ch := stream.Current()
+			if ch.JSON.Usage.Valid() && ch.Usage.TotalTokens > 0 {
+				t.Errorf("usage chunk the client did not ask for: %s", ch.RawJSON())
+			}
+			for _, c := range ch.Choices {
+				text += c.Text
+			}
+		}
+		if err := stream.Err(); err != nil || text != "echo: a b" {
+			t.Fatalf("streamed %q, %v", text, err)
+		}
+		checkUpstream(t, true)
+		checkRecord(t, s.records(t, "c-azure", 3)[0], openai.CompletionUsage{PromptTokens: 2, CompletionTokens: 3})
+	})
+
+	t.Run("entra", func(t *testing.T) {
+		p := openai.CompletionNewParams{Model: "c-azure-entra", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("hello entra")}}
+		resp, err := s.client.Completions.New(t.Context(), p)
+		if err != nil || resp.Choices[0].Text != "echo: hello entra" {
+			t.Fatalf("response %v: %v", resp, err)
+		}
+		stream := s.client.Completions.NewStreaming(t.Context(), p)
+		var text string
+		for stream.Next() {
+			for _, c := range stream.Current().Choices {
+				text += c.Text
+			}
+		}
+		if err := stream.Err(); err != nil || text != "echo: hello entra" {
+			t.Fatalf("streamed %q, %v", text, err)
+		}
+		for _, r := range entra.Requests() {
+			if r.Path != "/openai/deployments/instruct-prod/completions" || r.Header.Get("Authorization") != "Bearer aad-static" ||
+				r.Header.Get("Api-Key") != "" || r.Status != 200 {
+				t.Errorf("upstream %s %d headers %v", r.Path, r.Status, r.Header)
+			}
+		}
+	})
+
+	for _, group := range []string{"c-anthropic", "c-bedrock"} {
+		t.Run(group+" refuses", func(t *testing.T) {
+			_, err := s.client.Completions.New(t.Context(), openai.CompletionNewParams{
+				Model:  openai.CompletionNewParamsModel(group),
+				Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")},
+			})
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Type != "invalid_request_error" ||
+				apiErr.Code != "unsupported_endpoint" || apiErr.Param != "model" || !strings.Contains(apiErr.Message, "completions") {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	if n := len(anth.Requests()) + len(bedrock.Requests()); n != 0 {
+		t.Errorf("%d requests reached providers without a completions API", n)
+	}
 }

@@ -96,6 +96,12 @@ func classify(err error) (apiError, bool) {
 	case errors.Is(err, errCredentials):
 		return apiError{Status: http.StatusServiceUnavailable, Type: transform.ErrorTypeOverloaded, Code: "provider_credentials_unavailable",
 			Message: "the gateway could not obtain credentials for the provider; try again"}, false
+	case errors.Is(err, transform.ErrUnsupported):
+		// The client called an endpoint the model's provider has no API
+		// for (legacy completions on Anthropic, say): its request, not the
+		// gateway, is at fault.
+		return apiError{Status: http.StatusBadRequest, Type: transform.ErrorTypeInvalidRequest, Code: "unsupported_endpoint", Param: "model",
+			Message: fmt.Sprintf("the model cannot serve this endpoint (%v)", err)}, true
 	case errors.Is(err, routing.ErrUnknownModel):
 		return apiError{Status: http.StatusNotFound, Type: transform.ErrorTypeInvalidRequest, Code: "model_not_found", Param: "model",
 			Message: fmt.Sprintf("the model does not exist or you do not have access to it (%v)", err)}, true
