@@ -195,10 +195,16 @@ func (t splitTokens) usage() Usage {
 
 // openAIUsage reads an OpenAI usage object.
 func openAIUsage(u gjson.Result) Usage {
+	cached := u.Get("prompt_tokens_details.cached_tokens")
+	if !cached.Exists() {
+		// DeepSeek names its cache hits prompt_cache_hit_tokens, and not
+		// every DeepSeek usage object carries OpenAI's field too.
+		cached = u.Get("prompt_cache_hit_tokens")
+	}
 	return Usage{
 		InputTokens:              u.Get("prompt_tokens").Int(),
 		OutputTokens:             u.Get("completion_tokens").Int(),
-		CachedInputTokens:        u.Get("prompt_tokens_details.cached_tokens").Int(),
+		CachedInputTokens:        cached.Int(),
 		CacheCreationInputTokens: u.Get("prompt_tokens_details.cache_write_tokens").Int(),
 		ReasoningTokens:          u.Get("completion_tokens_details.reasoning_tokens").Int(),
 	}
