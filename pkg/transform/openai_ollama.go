@@ -112,7 +112,7 @@ func (b *ollamaRequestBuilder) build(t *Target, f *chatRequest) error {
 	if err := b.format(f.responseFormat); err != nil {
 		return err
 	}
-	if err := b.think(f); err != nil {
+	if err := b.think(t, f); err != nil {
 		return err
 	}
 	if f.keepAlive.Type == gjson.String || f.keepAlive.Type == gjson.Number {
@@ -394,7 +394,7 @@ func (b *ollamaRequestBuilder) format(rf gjson.Result) error {
 
 // think writes reasoning_effort as think: gpt-oss models take the effort
 // level, others a boolean (LiteLLM's mapping).
-func (b *ollamaRequestBuilder) think(f *chatRequest) error {
+func (b *ollamaRequestBuilder) think(t *Target, f *chatRequest) error {
 	e := f.reasoningEffort
 	if !e.Exists() {
 		return nil
@@ -407,7 +407,13 @@ func (b *ollamaRequestBuilder) think(f *chatRequest) error {
 	default:
 		return invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
 	}
-	if strings.Contains(f.model.Str, "gpt-oss") {
+	// The deployment's model is the one Ollama runs; the client's may be
+	// a model group's name.
+	model := t.Model
+	if model == "" {
+		model = f.model.Str
+	}
+	if strings.Contains(model, "gpt-oss") {
 		b.out = append(b.out, `,"think":`...)
 		b.out = append(b.out, e.Raw...)
 		return nil

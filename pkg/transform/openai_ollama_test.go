@@ -58,6 +58,10 @@ func TestOllama_RequestBodyFields(t *testing.T) {
 			`{"model":"m","messages":[],"format":"json","stream":false}`},
 		{"think bool", transform.Target{}, `{"model":"qwen3","messages":[],"reasoning_effort":"low"}`,
 			`{"model":"qwen3","messages":[],"think":true,"stream":false}`},
+		{"think level for the deployment's gpt-oss", transform.Target{Model: "gpt-oss:20b"}, `{"model":"reasoner","messages":[],"reasoning_effort":"high"}`,
+			`{"model":"gpt-oss:20b","messages":[],"think":"high","stream":false}`},
+		{"think bool for the deployment's model", transform.Target{Model: "qwen3:8b"}, `{"model":"gpt-oss-group","messages":[],"reasoning_effort":"high"}`,
+			`{"model":"qwen3:8b","messages":[],"think":true,"stream":false}`},
 		{"think off", transform.Target{}, `{"model":"qwen3","messages":[],"reasoning_effort":"none"}`,
 			`{"model":"qwen3","messages":[],"think":false,"stream":false}`},
 	}
