@@ -124,7 +124,8 @@ func TestPriceTable_LookupRegionAndVersion(t *testing.T) {
 	file := []byte(`{
 		"bedrock/anthropic.claude-x-v1:0": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6},
 		"bedrock/us.anthropic.claude-x-v1:0": {"input_cost_per_token": 1.1e-6, "output_cost_per_token": 2.2e-6},
-		"claude-y": {"input_cost_per_token": 3e-6, "output_cost_per_token": 4e-6}
+		"claude-y": {"input_cost_per_token": 3e-6, "output_cost_per_token": 4e-6},
+		"vertex_ai/claude-z": {"input_cost_per_token": 5e-6, "output_cost_per_token": 6e-6}
 	}`)
 	table, err := accounting.NewPriceTable(accounting.PriceTableConfig{File: file})
 	if err != nil {
@@ -146,6 +147,12 @@ func TestPriceTable_LookupRegionAndVersion(t *testing.T) {
 		{"anthropic", "eu.claude-y-20250101", 3e-6, true}, // region and date together
 		{"anthropic", "eu.claude-y-latest", 3e-6, true},
 		{"anthropic", "eu.eu.claude-y", 0, false}, // one prefix only
+		// Vertex AI versions follow an "@".
+		{"vertex_ai", "claude-z@20250929", 5e-6, true},
+		{"vertex_ai", "claude-z@default", 5e-6, true},
+		{"vertex_ai", "claude-y@20250101", 3e-6, true}, // the unprefixed entry, as for any provider
+		{"vertex_ai", "@20250929", 0, false},
+		{"vertex_ai", "claude-q@20250929", 0, false},
 	}
 	for _, tt := range tests {
 		mi, ok := table.Lookup(tt.provider, tt.model)

@@ -241,8 +241,10 @@ func (t *PriceTable) applyOverride(d DeploymentPrice) (ModelInfo, error) {
 
 // Lookup finds the entry for a provider's model. It tries
 // "provider/model", then "model", and when neither exists the same two
-// without a version suffix ("-2024-08-06", "-20250929", "-latest"), so
-// gpt-4o-2024-08-06 is priced as gpt-4o unless the table lists it. The
+// without a version suffix ("-2024-08-06", "-20250929", "-latest", or
+// Vertex AI's "@20250929" and "@default"), so gpt-4o-2024-08-06 is priced
+// as gpt-4o and claude-sonnet-4-5@20250929 as claude-sonnet-4-5 unless the
+// table lists them. The
 // second result reports whether any entry was found; ModelInfo.Priced tells
 // whether it holds a price.
 //
@@ -328,8 +330,13 @@ func (t *PriceTable) ContextWindow(deployment, provider, model string) (tokens i
 	return mi.MaxInputTokens, true
 }
 
-// stripVersion removes one trailing "-latest", "-YYYYMMDD" or "-YYYY-MM-DD".
+// stripVersion removes one trailing "-latest", "-YYYYMMDD", "-YYYY-MM-DD"
+// or "@version" (Vertex AI's model versions: "claude-sonnet-4-5@20250929",
+// "claude-opus-4-6@default").
 func stripVersion(model string) (string, bool) {
+	if i := strings.LastIndexByte(model, '@'); i > 0 {
+		return model[:i], true
+	}
 	if base, ok := strings.CutSuffix(model, "-latest"); ok && base != "" {
 		return base, true
 	}
