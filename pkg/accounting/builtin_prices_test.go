@@ -2,6 +2,7 @@ package accounting_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
@@ -75,6 +76,45 @@ func TestBuiltin_ProvidersPriced(t *testing.T) {
 		{"deepinfra llama 3.3", "deepinfra", "meta-llama/Llama-3.3-70B-Instruct-Turbo", cost(0.13, 0.13, 0.13, 0.39, 0.39), 131072},
 		{"deepinfra deepseek v3.1", "deepinfra", "deepseek-ai/DeepSeek-V3.1", cost(0.27, 0.216, 0.27, 1, 1), 163840},
 		{"fireworks deepseek v3p1", "fireworks_ai", "accounts/fireworks/models/deepseek-v3p1", cost(0.56, 0.56, 0.56, 1.68, 1.68), 128000},
+		{"fireworks gpt-oss-120b cached", "fireworks_ai", "accounts/fireworks/models/gpt-oss-120b", cost(0.15, 0.015, 0.15, 0.60, 0.60), 131072},
+		// Groq names its models as the response does, some with an org prefix.
+		{"groq llama 3.3 70b", "groq", "llama-3.3-70b-versatile", cost(0.59, 0.59, 0.59, 0.79, 0.79), 128000},
+		{"groq gpt-oss-120b cached", "groq", "openai/gpt-oss-120b", cost(0.15, 0.075, 0.15, 0.60, 0.60), 131072},
+		{"groq llama 4 scout", "groq", "meta-llama/llama-4-scout-17b-16e-instruct", cost(0.11, 0.11, 0.11, 0.34, 0.34), 131072},
+		{"together llama 3.3 70b turbo", "together_ai", "meta-llama/Llama-3.3-70B-Instruct-Turbo", cost(0.88, 0.88, 0.88, 0.88, 0.88), 0},
+		{"together deepseek v3.1", "together_ai", "deepseek-ai/DeepSeek-V3.1", cost(0.60, 0.60, 0.60, 1.70, 1.70), 128000},
+		{"cerebras gpt-oss-120b", "cerebras", "gpt-oss-120b", cost(0.35, 0.35, 0.35, 0.75, 0.75), 131072},
+		{"cerebras qwen 3 32b", "cerebras", "qwen-3-32b", cost(0.40, 0.40, 0.40, 0.80, 0.80), 128000},
+		// Perplexity: token rates only; the per-request search fee is not billed.
+		{"perplexity sonar", "perplexity", "sonar", cost(1, 1, 1, 1, 1), 128000},
+		{"perplexity sonar pro", "perplexity", "sonar-pro", cost(3, 3, 3, 15, 15), 200000},
+		{"perplexity deep research reasoning rate", "perplexity", "sonar-deep-research", cost(2, 2, 2, 8, 3), 128000},
+		{"mistral large 3 alias", "mistral", "mistral-large-latest", cost(0.50, 0.50, 0.50, 1.50, 1.50), 262144},
+		{"mistral medium alias", "mistral", "mistral-medium-latest", cost(1.5, 1.5, 1.5, 7.5, 7.5), 262144},
+		{"mistral codestral 25.08", "mistral", "codestral-2508", cost(0.30, 0.30, 0.30, 0.90, 0.90), 256000},
+		{"cohere command r7b", "cohere", "command-r7b-12-2024", cost(0.0375, 0.0375, 0.0375, 0.15, 0.15), 128000},
+		// Vertex AI: Gemini at Vertex's rates, Claude by Vertex model id.
+		{"vertex 2.5 flash", "vertex_ai", "gemini-2.5-flash", cost(0.30, 0.03, 0.30, 2.50, 2.50), 1048576},
+		{"vertex 2.0 flash pinned", "vertex_ai", "gemini-2.0-flash-001", cost(0.15, 0.0375, 0.15, 0.60, 0.60), 1048576},
+		{"vertex 2.0 flash-lite", "vertex_ai", "gemini-2.0-flash-lite", cost(0.075, 0.01875, 0.075, 0.30, 0.30), 1048576},
+		{"vertex claude sonnet 4.5 @version", "vertex_ai", "claude-sonnet-4-5@20250929", cost(3, 0.30, 3.75, 15, 15), 200000},
+		{"vertex claude opus 4.6 @default", "vertex_ai", "claude-opus-4-6@default", cost(5, 0.50, 6.25, 25, 25), 1000000},
+		{"vertex claude haiku 4.5 dated", "vertex_ai", "claude-haiku-4-5-20251001", cost(1, 0.10, 1.25, 5, 5), 200000},
+		{"bedrock sonnet 4.5 us profile +10%", "bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", cost(3.3, 0.33, 4.125, 16.5, 16.5), 200000},
+		{"bedrock haiku 4.5 us profile +10%", "bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0", cost(1.1, 0.11, 1.375, 5.5, 5.5), 200000},
+		{"bedrock opus 4.5 us profile +10%", "bedrock", "us.anthropic.claude-opus-4-5-20251101-v1:0", cost(5.5, 0.55, 6.875, 27.5, 27.5), 200000},
+		{"bedrock llama 3.3 us profile", "bedrock", "us.meta.llama3-3-70b-instruct-v1:0", cost(0.72, 0.72, 0.72, 0.72, 0.72), 128000},
+		// Embeddings: input tokens only, so the fixed usage costs 1M × the rate.
+		{"openai embedding 3 small", "openai", "text-embedding-3-small", 1_000_000 * 2e-8, 8191},
+		{"openai embedding ada", "openai", "text-embedding-ada-002", 1_000_000 * 1e-7, 8191},
+		{"azure embedding 3 large falls back to openai", "azure", "text-embedding-3-large", 1_000_000 * 1.3e-7, 8191},
+		{"gemini embedding 001", "gemini", "gemini-embedding-001", 1_000_000 * 1.5e-7, 2048},
+		{"vertex gemini embedding 001", "vertex_ai", "gemini-embedding-001", 1_000_000 * 1.5e-7, 2048},
+		{"vertex text embedding 005", "vertex_ai", "text-embedding-005", 1_000_000 * 1e-7, 2048},
+		{"bedrock cohere embed english v3", "bedrock", "cohere.embed-english-v3", 1_000_000 * 1e-7, 512},
+		{"bedrock cohere embed v4", "bedrock", "cohere.embed-v4:0", 1_000_000 * 1.2e-7, 128000},
+		{"mistral embed", "mistral", "mistral-embed", 1_000_000 * 1e-7, 8192},
+		{"together bge base", "together_ai", "BAAI/bge-base-en-v1.5", 1_000_000 * 8e-9, 512},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +150,11 @@ func TestBuiltin_ProviderScoped(t *testing.T) {
 		{"ollama_chat", "llama3.1"},
 		{"openrouter", "grok-3"},
 		{"gemini", "deepseek-chat"},
+		{"hosted_vllm", "llama-3.3-70b-versatile"},
+		{"ollama_chat", "gpt-oss-120b"},
+		{"openrouter", "sonar"},
+		{"hosted_vllm", "gemini-embedding-001"},
+		{"openai", "mistral-embed"},
 	} {
 		if cost, priced := table.Cost("d1", c.provider, c.model, u); priced || cost != 0 {
 			t.Errorf("%s/%s: Cost = %v, %v; want unpriced", c.provider, c.model, cost, priced)
@@ -162,8 +207,10 @@ func TestPriceTable_LookupRegionAndVersion(t *testing.T) {
 	}
 }
 
-// TestBuiltin_Strict re-parses the embedded file on its own: every entry must
-// load, carry a provider and a chat or embedding mode, and be priced.
+// TestBuiltin_Strict re-parses the embedded file on its own and checks every
+// entry: it must load, carry a chat or embedding mode, be priced in USD per
+// token (not per million, the commonest slip), be reachable by Lookup under
+// a provider Tollgate routes to, and keep the rates in a plausible order.
 func TestBuiltin_Strict(t *testing.T) {
 	data, err := os.ReadFile("builtin_prices.json")
 	if err != nil {
@@ -173,15 +220,77 @@ func TestBuiltin_Strict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(models) < 90 {
-		t.Errorf("built-in table has %d entries; want at least 90", len(models))
+	if len(models) < 180 {
+		t.Errorf("built-in table has %d entries; want at least 180", len(models))
 	}
+	table, err := accounting.NewPriceTable(accounting.PriceTableConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	providers := map[string]bool{}
+	for _, p := range []transform.Provider{transform.ProviderOpenAI, transform.ProviderAnthropic, transform.ProviderAzure,
+		transform.ProviderBedrock, transform.ProviderGemini, transform.ProviderVertexAI, transform.ProviderCohere, transform.ProviderOllama} {
+		providers[string(p)] = true
+	}
+	for _, p := range transform.CompatProviders() {
+		providers[p] = true
+	}
+	// perToken is the plausible range of a per-token rate: $0.001 to $1,000
+	// per million tokens.
+	perToken := func(v float64) bool { return v >= 1e-9 && v <= 1e-3 }
 	for name, mi := range models {
-		if !mi.Priced || mi.Price.InputPerToken <= 0 || mi.Provider == "" || (mi.Mode != "chat" && mi.Mode != "embedding") {
+		p := mi.Price
+		if !mi.Priced || mi.Provider == "" || (mi.Mode != "chat" && mi.Mode != "embedding") {
 			t.Errorf("%s: incomplete entry %+v", name, mi)
+			continue
 		}
-		if mi.Mode == "chat" && mi.Price.OutputPerToken <= 0 {
-			t.Errorf("%s: chat entry without an output price", name)
+		if !perToken(p.InputPerToken) {
+			t.Errorf("%s: input rate %g is not a per-token USD rate", name, p.InputPerToken)
+		}
+		switch mi.Mode {
+		case "chat":
+			if !perToken(p.OutputPerToken) {
+				t.Errorf("%s: output rate %g is not a per-token USD rate", name, p.OutputPerToken)
+			}
+		case "embedding":
+			if p.OutputPerToken != 0 || p.ReasoningPerToken != 0 {
+				t.Errorf("%s: embedding entry with an output rate", name)
+			}
+		}
+		for field, v := range map[string]float64{"cache read": p.CachedInputPerToken, "cache write": p.CacheWritePerToken, "reasoning": p.ReasoningPerToken} {
+			if v != 0 && !perToken(v) {
+				t.Errorf("%s: %s rate %g is not a per-token USD rate", name, field, v)
+			}
+		}
+		if p.CachedInputPerToken > p.InputPerToken {
+			t.Errorf("%s: cache reads (%g) cost more than input (%g)", name, p.CachedInputPerToken, p.InputPerToken)
+		}
+		if p.CacheWritePerToken != 0 && p.CacheWritePerToken < p.InputPerToken {
+			t.Errorf("%s: cache writes (%g) cost less than input (%g)", name, p.CacheWritePerToken, p.InputPerToken)
+		}
+		if p.PerRequest != 0 {
+			t.Errorf("%s: per-request fee %g", name, p.PerRequest)
+		}
+		if mi.MaxInputTokens < 0 || mi.MaxOutputTokens < 0 {
+			t.Errorf("%s: negative limits", name)
+		}
+
+		// The entry must be what Lookup finds for its provider, and the
+		// prefix must be the provider's name in config and in the entry.
+		provider, model, prefixed := strings.Cut(name, "/")
+		if !prefixed {
+			provider, model = mi.Provider, name
+			if provider != "openai" && provider != "anthropic" {
+				t.Errorf("%s: only OpenAI and Anthropic entries are unprefixed, this one is %s's", name, provider)
+			}
+		} else if provider != mi.Provider {
+			t.Errorf("%s: prefix %q but litellm_provider %q", name, provider, mi.Provider)
+		}
+		if !providers[provider] {
+			t.Errorf("%s: %q is not a provider Tollgate routes to", name, provider)
+		}
+		if got, ok := table.Lookup(provider, model); !ok || got != mi {
+			t.Errorf("Lookup(%q, %q) = %+v, %v; want the entry %+v", provider, model, got, ok, mi)
 		}
 	}
 }

@@ -24,10 +24,11 @@ import (
 // (Copyright (c) 2023 Berri AI) was used to cross-check values. Dated model
 // names fall back to these undated entries (see PriceTable.Lookup).
 //
-// Entries for the other providers (Gemini, Vertex AI, Bedrock, Cohere,
-// Mistral, DeepSeek, xAI, DeepInfra, Fireworks) are provider-prefixed; their
-// sources, dates and the models left out are listed in README.md beside
-// this file.
+// OpenAI's embedding models are unprefixed too; entries for the other
+// providers (Gemini, Vertex AI, Bedrock, Cohere, Mistral, DeepSeek, xAI,
+// DeepInfra, Fireworks, Groq, Together AI, Cerebras, Perplexity) are
+// provider-prefixed. Their sources, dates and the models left out are listed
+// in README.md beside this file.
 //
 //go:embed builtin_prices.json
 var builtinPrices []byte
