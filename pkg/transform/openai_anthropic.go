@@ -127,14 +127,17 @@ func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
 	if err := b.stop(f.stop); err != nil {
 		return err
 	}
+	// top_k is no OpenAI parameter, but clients written for LiteLLM send
+	// it and Anthropic takes it.
 	for _, p := range [...]struct {
-		name string
-		v    gjson.Result
-	}{{"temperature", f.temperature}, {"top_p", f.topP}} {
+		name    string
+		v       gjson.Result
+		integer bool
+	}{{"temperature", f.temperature, false}, {"top_p", f.topP, false}, {"top_k", f.topK, true}} {
 		if !p.v.Exists() {
 			continue
 		}
-		if p.v.Type != gjson.Number {
+		if p.v.Type != gjson.Number || (p.integer && p.v.Num != float64(int64(p.v.Num))) {
 			return invalidf(p.name, "%s must be a number", p.name)
 		}
 		b.out = append(b.out, ',', '"')

@@ -115,8 +115,8 @@ func TestOpenAIToAnthropic_RequestBodyFields(t *testing.T) {
 		if p.MaxTokens != 4096 {
 			t.Errorf("default max_tokens = %d", p.MaxTokens)
 		}
-		if p.Temperature.Value != 0.2 || p.TopP.Value != 0.9 {
-			t.Errorf("temperature %v top_p %v", p.Temperature, p.TopP)
+		if p.Temperature.Value != 0.2 || p.TopP.Value != 0.9 || p.TopK.Value != 40 {
+			t.Errorf("temperature %v top_p %v top_k %v", p.Temperature, p.TopP, p.TopK)
 		}
 		if len(p.StopSequences) != 1 || p.StopSequences[0] != "\n\nHuman:" {
 			t.Errorf("stop_sequences = %q", p.StopSequences)
@@ -314,6 +314,7 @@ func TestOpenAIToAnthropic_RequestBodyInvalid(t *testing.T) {
 		{"max_tokens zero", `{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}`, "max_tokens"},
 		{"max_tokens string", `{"model":"m","max_completion_tokens":"9","messages":[{"role":"user","content":"hi"}]}`, "max_completion_tokens"},
 		{"temperature string", `{"model":"m","temperature":"hot","messages":[{"role":"user","content":"hi"}]}`, "temperature"},
+		{"fractional top_k", `{"model":"m","top_k":2.5,"messages":[{"role":"user","content":"hi"}]}`, "top_k"},
 		{"stop number", `{"model":"m","stop":[1],"messages":[{"role":"user","content":"hi"}]}`, "stop"},
 		{"bad tool_choice", `{"model":"m","tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`, "tool_choice"},
 		{"hosted tool", `{"model":"m","tools":[{"type":"web_search"}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].type"},
@@ -344,6 +345,8 @@ func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
 	}{
 		{"tool_choice none", `{"model":"m","tool_choice":"none","parallel_tool_calls":false,"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"tool_choice":{"type":"none"}`}, nil},
+		{"top_k", `{"model":"m","top_k":40,"top_p":0.9,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"top_p":0.9,"top_k":40`}, nil},
 		{"parallel_tool_calls true is Anthropic's default", `{"model":"m","parallel_tool_calls":true,"tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"tool_choice":{"type":"auto"}`}, []string{`disable_parallel_tool_use`}},
 		{"tool_choice without tools is dropped", `{"model":"m","tool_choice":"required","messages":[{"role":"user","content":"hi"}]}`,
