@@ -279,6 +279,7 @@ func (m ModelEntry) priceOverride() accounting.PriceOverride {
 	return accounting.PriceOverride{
 		InputPerToken: p.InputCostPerToken, OutputPerToken: p.OutputCostPerToken,
 		CachedInputPerToken: p.CacheReadInputTokenCost, CacheWritePerToken: p.CacheCreationInputTokenCost,
-		ReasoningPerToken: p.OutputCostPerReasoningToken, MaxInputTokens: m.ModelInfo.MaxInputTokens,
+		ReasoningPerToken: p.OutputCostPerReasoningToken, PerRequest: p.InputCostPerRequest,
+		MaxInputTokens: m.ModelInfo.MaxInputTokens,
 	}
 }

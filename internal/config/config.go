@@ -228,6 +228,8 @@ type LiteLLMParams struct {
 	CacheReadInputTokenCost     *float64 `yaml:"cache_read_input_token_cost"`
 	CacheCreationInputTokenCost *float64 `yaml:"cache_creation_input_token_cost"`
 	OutputCostPerReasoningToken *float64 `yaml:"output_cost_per_reasoning_token"`
+	// InputCostPerRequest is a flat USD fee per request (search fees).
+	InputCostPerRequest *float64 `yaml:"input_cost_per_request"`
 }
 
 // ModelInfo carries the deployment id and model facts.
@@ -526,6 +528,7 @@ func (p LiteLLMParams) prices() map[string]*float64 {
 		"cache_read_input_token_cost":     p.CacheReadInputTokenCost,
 		"cache_creation_input_token_cost": p.CacheCreationInputTokenCost,
 		"output_cost_per_reasoning_token": p.OutputCostPerReasoningToken,
+		"input_cost_per_request":          p.InputCostPerRequest,
 	}
 }
 

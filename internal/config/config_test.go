@@ -140,6 +140,7 @@ func TestBuild_Rejects(t *testing.T) {
 		{"tracing bad endpoint", okModel + okKey + "tracing: {otlp_endpoint: 'http://collector:4317'}", "tracing"},
 		{"tracing bad ratio", okModel + okKey + "tracing: {otlp_endpoint: 'collector:4317', sample_ratio: 1.5}", "sample_ratio"},
 		{"negative price", "model_list: [{model_name: m, litellm_params: {model: openai/x, input_cost_per_token: -0.1}}]\n" + okKey, "model_list[0].litellm_params.input_cost_per_token"},
+		{"negative request price", "model_list: [{model_name: m, litellm_params: {model: openai/x, input_cost_per_request: -1}}]\n" + okKey, "model_list[0].litellm_params.input_cost_per_request"},
 		{"missing prices file", okModel + okKey + "accounting: {prices_file: /nonexistent/prices.json}", "accounting.prices_file"},
 		{"bad prices file", okModel + okKey + "accounting: {prices_file: " + badPrices + "}", "accounting"},
 		{"redis both modes", okModel + okKey + "redis: {address: 'a:1', cluster_addresses: ['b:1']}", "not both"},
@@ -243,7 +244,7 @@ func TestBuild_PriceOverrides(t *testing.T) {
 	f, err := Parse([]byte(`
 model_list:
   - model_name: m
-    litellm_params: {model: openai/my-finetune, input_cost_per_token: 0.000002, output_cost_per_token: 0.000008}
+    litellm_params: {model: openai/my-finetune, input_cost_per_token: 0.000002, output_cost_per_token: 0.000008, input_cost_per_request: 0.001}
     model_info: {id: ft}
 keys: [{key: sk-1}]
 `))
@@ -255,8 +256,8 @@ keys: [{key: sk-1}]
 		t.Fatal(err)
 	}
 	cost, priced := rt.Prices.Cost("ft", "openai", "my-finetune", transform.Usage{InputTokens: 1000, OutputTokens: 100})
-	if !priced || cost < 0.0027999 || cost > 0.0028001 {
-		t.Errorf("cost = %v priced %v, want 0.0028", cost, priced)
+	if !priced || cost < 0.0037999 || cost > 0.0038001 {
+		t.Errorf("cost = %v priced %v, want 0.0038", cost, priced)
 	}
 	b := rt.LabelBounds()
 	if len(b.ModelGroups) != 1 || b.Deployments[0] != "ft" || b.Providers[0] != "openai" {

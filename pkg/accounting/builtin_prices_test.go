@@ -86,8 +86,10 @@ func TestBuiltin_ProvidersPriced(t *testing.T) {
 		{"cerebras gpt-oss-120b", "cerebras", "gpt-oss-120b", cost(0.35, 0.35, 0.35, 0.75, 0.75), 131072},
 		{"cerebras qwen 3 32b", "cerebras", "qwen-3-32b", cost(0.40, 0.40, 0.40, 0.80, 0.80), 128000},
 		// Perplexity: token rates only; the per-request search fee is not billed.
-		{"perplexity sonar", "perplexity", "sonar", cost(1, 1, 1, 1, 1), 128000},
-		{"perplexity sonar pro", "perplexity", "sonar-pro", cost(3, 3, 3, 15, 15), 200000},
+		// Sonar models add the search fee of the default (low) context size.
+		{"perplexity sonar", "perplexity", "sonar", cost(1, 1, 1, 1, 1) + 0.005, 128000},
+		{"perplexity sonar pro", "perplexity", "sonar-pro", cost(3, 3, 3, 15, 15) + 0.006, 200000},
+		{"perplexity sonar reasoning pro", "perplexity", "sonar-reasoning-pro", cost(2, 2, 2, 8, 8) + 0.006, 128000},
 		{"perplexity deep research reasoning rate", "perplexity", "sonar-deep-research", cost(2, 2, 2, 8, 3), 128000},
 		{"mistral large 3 alias", "mistral", "mistral-large-latest", cost(0.50, 0.50, 0.50, 1.50, 1.50), 262144},
 		{"mistral medium alias", "mistral", "mistral-medium-latest", cost(1.5, 1.5, 1.5, 7.5, 7.5), 262144},
@@ -268,7 +270,9 @@ func TestBuiltin_Strict(t *testing.T) {
 		if p.CacheWritePerToken != 0 && p.CacheWritePerToken < p.InputPerToken {
 			t.Errorf("%s: cache writes (%g) cost less than input (%g)", name, p.CacheWritePerToken, p.InputPerToken)
 		}
-		if p.PerRequest != 0 {
+		// Only search models carry a per-request fee, and it is cents, not
+		// dollars.
+		if p.PerRequest != 0 && (!strings.HasPrefix(name, "perplexity/") || p.PerRequest > 0.05) {
 			t.Errorf("%s: per-request fee %g", name, p.PerRequest)
 		}
 		if mi.MaxInputTokens < 0 || mi.MaxOutputTokens < 0 {

@@ -220,7 +220,7 @@ func (t *PriceTable) applyOverride(d DeploymentPrice) (ModelInfo, error) {
 		{"cache_read_input_token_cost", o.CachedInputPerToken, &mi.Price.CachedInputPerToken},
 		{"cache_creation_input_token_cost", o.CacheWritePerToken, &mi.Price.CacheWritePerToken},
 		{"output_cost_per_reasoning_token", o.ReasoningPerToken, &mi.Price.ReasoningPerToken},
-		{"cost_per_request", o.PerRequest, &mi.Price.PerRequest},
+		{"input_cost_per_request", o.PerRequest, &mi.Price.PerRequest},
 	}
 	var errs []error
 	for _, f := range fields {
@@ -440,6 +440,13 @@ func parseEntry(name string, v gjson.Result) (ModelInfo, error) {
 	price("cache_read_input_token_cost", &mi.Price.CachedInputPerToken)
 	price("cache_creation_input_token_cost", &mi.Price.CacheWritePerToken)
 	price("output_cost_per_reasoning_token", &mi.Price.ReasoningPerToken)
+	price("input_cost_per_request", &mi.Price.PerRequest)
+	// A search model's fee per request depends on the search context size
+	// the request asks for; "low" is the providers' default, so it is the
+	// fee of a request that names none.
+	if mi.Price.PerRequest == 0 {
+		price("search_context_cost_per_query.search_context_size_low", &mi.Price.PerRequest)
+	}
 
 	limit := func(field string, dst *int64) {
 		f := v.Get(field)

@@ -328,9 +328,14 @@ func TestParsePriceFile(t *testing.T) {
 		"thinker": {Price: accounting.Price{InputPerToken: 1e-6, OutputPerToken: 2e-6, ReasoningPerToken: 4e-6}, Priced: true,
 			Provider: "openai", Mode: "chat"},
 		"limits-only": {MaxInputTokens: 4096, Provider: "openai", Mode: "chat"},
+		// An explicit per-request price wins over the search fee.
+		"flat-fee": {Price: accounting.Price{InputPerToken: 1e-6, PerRequest: 0.002}, Priced: true,
+			Provider: "openai", Mode: "chat"},
+		"searcher": {Price: accounting.Price{InputPerToken: 1e-6, PerRequest: 0.005}, Priced: true,
+			Provider: "perplexity", Mode: "chat"},
 	}
-	if len(models) != 5 {
-		t.Errorf("loaded %d models, want 5", len(models))
+	if len(models) != 7 {
+		t.Errorf("loaded %d models, want 7", len(models))
 	}
 	for name, w := range want {
 		if got := models[name]; got != w {
