@@ -475,3 +475,36 @@ func accumulateLoose(t *testing.T, stream []byte) (anthropic.Message, *anthropic
 	}
 	return m, nil
 }
+
+// TestChain_MessagesUnsupportedParam checks that a Messages request asking
+// for what the chat provider cannot do is refused, naming the chat
+// parameter, or goes on without it under drop_params.
+func TestChain_MessagesUnsupportedParam(t *testing.T) {
+	const tools = `"tools":[{"name":"lookup","input_schema":{"type":"object"}}]`
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		body     string
+		param    string
+	}{
+		{"one tool call at a time on gemini", transform.ProviderGemini,
+			`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],` + tools + `,"tool_choice":{"type":"auto","disable_parallel_tool_use":true}}`,
+			"parallel_tool_calls"},
+		{"forced tool on ollama", transform.ProviderOllama,
+			`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],` + tools + `,"tool_choice":{"type":"any"}}`,
+			"tool_choice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := newMessagesRequest(t, tt.provider, transform.Target{}).RequestBody([]byte(tt.body))
+			var ie *transform.InvalidRequestError
+			if !errors.As(err, &ie) || ie.Param != tt.param {
+				t.Fatalf("err = %v, want a refusal of %s", err, tt.param)
+			}
+			res, err := newMessagesRequest(t, tt.provider, transform.Target{DropParams: true}).RequestBody([]byte(tt.body))
+			if err != nil || !bytes.Contains(res.Body, []byte("lookup")) {
+				t.Errorf("with drop_params: err = %v, body %s", err, res.Body)
+			}
+		})
+	}
+}
