@@ -37,6 +37,13 @@ func classifyCode(code, message string) string {
 		"is longer than the model's context length",
 		"prompt is too long",
 		"prompt: length",
+		// Ollama: "the input length exceeds the context length" and "the
+		// prompt is longer than the context length currently available to
+		// the model", and the llama.cpp server under it, "request (N
+		// tokens) exceeds the available context size (M tokens)".
+		"exceeds the context length",
+		"longer than the context length",
+		"exceeds the available context size",
 	}
 	contentPolicy := [...]string{
 		"content_policy_violation",
@@ -44,6 +51,9 @@ func classifyCode(code, message string) string {
 		"violating our usage policy",
 		"request was rejected as a result of the safety system",
 		"content management policy",
+		// Cohere: "blocked input: please adjust your prompt and try again,
+		// as it may be a potential violation of our Usage Guidelines".
+		"potential violation of our usage",
 	}
 	text := strings.ToLower(code + " " + message)
 	for _, p := range contextWindow {
@@ -127,6 +137,11 @@ func openAIError(status int, body []byte) *ProviderError {
 		e.Code = errv.Get("code").String()
 	case errv.Type == gjson.String:
 		e.Message = errv.Str
+		// Ollama passes on its llama.cpp runner's error object as a
+		// string; its message is the part meant for people.
+		if inner := gjson.Get(errv.Str, "error.message"); gjson.Valid(errv.Str) && inner.Type == gjson.String && inner.Str != "" {
+			e.Message = inner.Str
+		}
 	default:
 		e.Message = doc.Get("message").String()
 		if e.Message == "" {

@@ -99,3 +99,52 @@ func TestOpenAIUsage_StreamChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderErrors_ErrorBody: the context-window and content-policy
+// errors of Azure, Ollama and Cohere, in the shapes those providers send,
+// get the codes routers and clients act on.
+func TestProviderErrors_ErrorBody(t *testing.T) {
+	const (
+		ollamaPromptLonger = "the prompt is longer than the context length currently available to the model; shorten the prompt, adjust the context length in settings, or use a model with a longer context length"
+		cohereBlockedInput = "blocked input: please adjust your prompt and try again, as it may be a potential violation of our Usage Guidelines (https://docs.cohere.ai/usage-guidelines/)."
+		cohereBlockedOut   = "blocked output: please adjust your prompt and try again, as this generation may be a potential violation of our Usage Guidelines (https://docs.cohere.ai/usage-guidelines/)."
+	)
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		status   int
+		body     string
+		want     transform.ProviderError
+	}{
+		{"azure context window", transform.ProviderAzure, 400,
+			`{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 192041 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Param: "messages", Code: transform.CodeContextLengthExceeded,
+				Message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 192041 tokens. Please reduce the length of the messages."}},
+		{"azure configured limit", transform.ProviderAzure, 400,
+			`{"error":{"message":"Input tokens exceed the configured limit of 272000 tokens. Your messages resulted in 305127 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Param: "messages", Code: transform.CodeContextLengthExceeded,
+				Message: "Input tokens exceed the configured limit of 272000 tokens. Your messages resulted in 305127 tokens. Please reduce the length of the messages."}},
+		{"ollama input too long", transform.ProviderOllama, 400, `{"error":"the input length exceeds the context length"}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded, Message: "the input length exceeds the context length"}},
+		{"ollama no context shift", transform.ProviderOllama, 400, `{"error":"` + ollamaPromptLonger + `"}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded, Message: ollamaPromptLonger}},
+		{"ollama runner error object", transform.ProviderOllama, 400,
+			`{"error":"{\"error\":{\"code\":400,\"message\":\"request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":8889,\"n_ctx\":4096}}"}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded,
+				Message: "request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it"}},
+		{"ollama other error", transform.ProviderOllama, 500, `{"error":"llama runner process has terminated: exit status 2"}`,
+			transform.ProviderError{Status: 500, Type: transform.ErrorTypeServer, Message: "llama runner process has terminated: exit status 2"}},
+		{"cohere blocked input", transform.ProviderCohere, 400, `{"id":"c1","message":"` + cohereBlockedInput + `"}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContentPolicy, Message: cohereBlockedInput}},
+		{"cohere blocked output", transform.ProviderCohere, 400, `{"message":"` + cohereBlockedOut + `"}`,
+			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContentPolicy, Message: cohereBlockedOut}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := newOpenAIFormatResponse(t, tt.provider, transform.ResponseOptions{}).ErrorBody(tt.status, []byte(tt.body))
+			if *got != tt.want {
+				t.Errorf("got %+v\nwant %+v", *got, tt.want)
+			}
+		})
+	}
+}
