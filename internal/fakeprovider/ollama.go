@@ -208,11 +208,11 @@ func (*ollamaAPI) badMethod(string, string) *apiError {
 	return &apiError{Status: http.StatusMethodNotAllowed, Message: "405 method not allowed"}
 }
 
-// contextExceeded: Ollama truncates an over-long prompt rather than
-// failing, unless the runner cannot fit it at all.
-func (*ollamaAPI) contextExceeded(tokens, window int) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf(
-		"the input length (%d tokens) exceeds the context length (%d tokens)", tokens, window)}
+// contextExceeded: Ollama truncates an over-long prompt by default; with
+// truncation off its runner refuses it with this fixed message, which
+// carries no counts.
+func (*ollamaAPI) contextExceeded(int, int) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Message: "the input length exceeds the context length"}
 }
 
 func (*ollamaAPI) modelNotFound(model string) *apiError {

@@ -103,6 +103,8 @@ func TestOllama_Errors(t *testing.T) {
 		{"bad format", `{"model":"m","messages":[],"format":"yaml"}`, nil, nil, 400, `invalid format: "yaml"; expected "json" or a valid JSON Schema`},
 		{"model not pulled", `{"model":"llama9","messages":[]}`, nil, []fakeprovider.Option{fakeprovider.WithModels("llama3.2")}, 404, `model "llama9" not found, try pulling it first`},
 		{"key required", `{"model":"m","messages":[]}`, nil, []fakeprovider.Option{fakeprovider.WithAPIKey(testKey)}, 401, "unauthorized"},
+		{"context window", `{"model":"m","messages":[{"role":"user","content":"a b c d"}]}`, nil, []fakeprovider.Option{fakeprovider.WithContextWindow(3)}, 400,
+			"the input length exceeds the context length"},
 		{"scripted 500", `{}`, http.Header{fakeprovider.HeaderStatus: {"500"}}, nil, 500, "llama runner process has terminated: exit status 2"},
 		{"route", ``, nil, nil, 404, "404 page not found"},
 	}
