@@ -99,6 +99,41 @@ func TestRouter_CutStreamMeteredForWhatWasDelivered(t *testing.T) {
 	}
 }
 
+// Providers that report no usage for embeddings or legacy completions
+// (Gemini AI Studio, Cohere on Bedrock) are metered from the client's input,
+// marked estimated.
+func TestRouter_EstimatesInputWhenProviderReportsNone(t *testing.T) {
+	tests := []struct {
+		name, path, body, resp string
+		want                   int64
+	}{
+		{"embeddings, strings", "/v1/embeddings", `{"model":"gpt-4o","input":["hello world","a lighthouse keeper"]}`,
+			`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]},{"object":"embedding","index":1,"embedding":[0.2]}],"model":"gpt-4o"}`,
+			accounting.EstimateTokens("hello world") + accounting.EstimateTokens("a lighthouse keeper")},
+		{"embeddings, token ids", "/v1/embeddings", `{"model":"gpt-4o","input":[[1,2,3],[4,5]]}`,
+			`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"gpt-4o"}`, 5},
+		{"completions, prompt string", "/v1/completions", `{"model":"gpt-4o","prompt":"Say this is a test"}`,
+			`{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-4o","choices":[{"index":0,"text":"This is a test","finish_reason":"stop"}]}`,
+			accounting.EstimateTokens("Say this is a test")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spend := &spendLog{}
+			c := startServerWith(t, Options{Spend: spend})
+			exchange(t, c,
+				reqHeaders(false, ":method", "POST", ":path", tt.path, "content-type", "application/json",
+					"authorization", "Bearer sk-all", "x-request-id", "req-1"),
+				reqBody(tt.body),
+				respHeadersFromAttempt("openai-1", 1, ":status", "200", "content-type", "application/json"),
+				respBody(tt.resp, true))
+			r := spend.wait(t, 1)[0]
+			if !r.Estimated || r.Usage.InputTokens != tt.want || tt.want == 0 || r.Cost <= 0 {
+				t.Errorf("record = %+v, want %d estimated input tokens", r, tt.want)
+			}
+		})
+	}
+}
+
 // TestRouter_SpendAddsUpUnderConcurrency: records of many concurrent
 // requests add up exactly to the usage and cost the responses carried.
 func TestRouter_SpendAddsUpUnderConcurrency(t *testing.T) {

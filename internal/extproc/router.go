@@ -572,9 +572,11 @@ func (r *routerStream) meter() {
 	}
 	r.metered = true
 	if isSuccess(r.status) {
-		if r.usage.InputTokens == 0 && (r.api == transform.APIChatCompletions || r.api == transform.APIMessages) && len(r.reqBody) > 0 {
-			r.usage.InputTokens = accounting.EstimatePromptTokens(r.reqBody)
-			r.estimated = true
+		if r.usage.InputTokens == 0 && len(r.reqBody) > 0 {
+			if n := estimatePromptTokens(r.api, r.reqBody); n > 0 {
+				r.usage.InputTokens = n
+				r.estimated = true
+			}
 		}
 		if r.usage.OutputTokens == 0 && r.delivered.size > 0 {
 			r.usage.OutputTokens = r.delivered.estimateTokens()
@@ -586,6 +588,20 @@ func (r *routerStream) meter() {
 		model = r.deployment.Model
 	}
 	r.cost, r.priced = r.rt.Prices.Cost(r.deployment.ID, string(r.deployment.Provider), model, r.usage)
+}
+
+// estimatePromptTokens estimates the input of a request whose provider
+// reported none, from the client's body in the API it was sent in.
+func estimatePromptTokens(api transform.API, body []byte) int64 {
+	switch api {
+	case transform.APIChatCompletions, transform.APIMessages:
+		return accounting.EstimatePromptTokens(body)
+	case transform.APIEmbeddings:
+		return accounting.EstimateInputTokens(body, "input")
+	case transform.APICompletions:
+		return accounting.EstimateInputTokens(body, "prompt")
+	}
+	return 0
 }
 
 func (r *routerStream) finish(ctx context.Context) {

@@ -109,6 +109,33 @@ func contentTokens(v gjson.Result) int64 {
 	return 0
 }
 
+// EstimateInputTokens estimates the tokens of an embeddings body's "input"
+// or a legacy completions body's "prompt" (field): a string, an array of
+// strings, or token ids (an array of integers, or arrays of them), which
+// count one each. Anything else gives 0.
+func EstimateInputTokens(body []byte, field string) int64 {
+	v := gjson.GetBytes(body, field)
+	if v.Type == gjson.String {
+		return EstimateTokens(v.Str)
+	}
+	if !v.IsArray() {
+		return 0
+	}
+	var n int64
+	v.ForEach(func(_, item gjson.Result) bool {
+		switch {
+		case item.Type == gjson.String:
+			n += EstimateTokens(item.Str)
+		case item.Type == gjson.Number:
+			n++
+		case item.IsArray():
+			n += int64(len(item.Array()))
+		}
+		return true
+	})
+	return n
+}
+
 // EstimateUsage is the usage of a request the provider did not meter, or
 // whose stream was cut: the prompt estimated from the client's OpenAI chat
 // body and the output from the completion text the client received. Record

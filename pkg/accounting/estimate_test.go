@@ -33,6 +33,28 @@ func TestEstimateTokens(t *testing.T) {
 	}
 }
 
+func TestEstimateInputTokens(t *testing.T) {
+	tests := []struct {
+		name, body, field string
+		want              int64
+	}{
+		{"string", `{"input":"hello world"}`, "input", 2},
+		{"strings", `{"input":["hello world","hello  world"]}`, "input", 5},
+		{"token ids", `{"input":[10,20,30]}`, "input", 3},
+		{"batches of token ids", `{"prompt":[[10,20],[30]]}`, "prompt", 3},
+		{"other field", `{"prompt":"hello world"}`, "input", 0},
+		{"object", `{"input":{"text":"hello"}}`, "input", 0},
+		{"not JSON", `hello world`, "input", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := accounting.EstimateInputTokens([]byte(tt.body), tt.field); got != tt.want {
+				t.Errorf("EstimateInputTokens(%s, %s) = %d, want %d", tt.body, tt.field, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestEstimatePromptTokens(t *testing.T) {
 	tests := []struct {
 		name string
@@ -92,4 +114,28 @@ func BenchmarkEstimateTokens(b *testing.B) {
 	for b.Loop() {
 		accounting.EstimateTokens(text)
 	}
+}
+
+// The estimators read client bodies: any bytes must give a count, never a
+// panic or a negative number.
+func FuzzEstimators(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}],"tools":[{}]}`,
+		`{"input":["a",[1,2],3,{"x":1}],"prompt":"b"}`,
+		`{"input":"`, `[]`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, n := range []int64{
+			accounting.EstimatePromptTokens(body),
+			accounting.EstimateInputTokens(body, "input"),
+			accounting.EstimateInputTokens(body, "prompt"),
+		} {
+			if n < 0 {
+				t.Fatalf("negative estimate %d for %q", n, body)
+			}
+		}
+	})
 }
