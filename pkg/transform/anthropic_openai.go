@@ -1343,6 +1343,12 @@ func (r *anthropicToOpenAIResponse) line(line []byte) error {
 		r.usage = openAIUsage(usage)
 	}
 	if !r.started {
+		if !choices.Get("0").Exists() && !usage.IsObject() {
+			// Azure's first chunk holds only the prompt's content filter
+			// results, with an empty id and model: the message starts with
+			// the next, which names them.
+			return nil
+		}
 		r.start(id, model)
 	}
 	if r.finish != "" {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/openai/openai-go/v3"
+	"github.com/tidwall/gjson"
+
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -651,6 +653,23 @@ func TestAnthropicToOpenAI_StreamChunkFields(t *testing.T) {
 		}
 		if m.Usage.OutputTokens != 60 || m.Usage.InputTokens != 30 || !last.Done {
 			t.Errorf("usage %+v done %v", m.Usage, last.Done)
+		}
+	})
+	t.Run("azure prompt filter chunk first", func(t *testing.T) {
+		pieces := streamPieces(t, filepath.Join("testdata", "azure", "usage.stream.json"))
+		out, last := runStream(t, newMessagesResponse(t, transform.ProviderAzure, transform.ResponseOptions{Stream: true}), pieces)
+		m, e := accumulate(t, out)
+		if e != nil || len(m.Content) != 1 || m.Content[0].Text != "Hello" || m.StopReason != anthropic.StopReasonEndTurn {
+			t.Fatalf("message = %+v, error %v", m, e)
+		}
+		// message_start names the answer's id and model, not the empty
+		// ones of the filter chunk.
+		start := parseSSE(t, out)[0]
+		if start.name != "message_start" || gjson.GetBytes(start.data, "message.id").Str != "msg_AZ2" || gjson.GetBytes(start.data, "message.model").Str != "gpt-4o-2024-11-20" {
+			t.Errorf("%s %s", start.name, start.data)
+		}
+		if m.Usage.InputTokens != 9 || m.Usage.OutputTokens != 1 || last.Model != "gpt-4o-2024-11-20" || !last.Done {
+			t.Errorf("usage %+v result %+v", m.Usage, last)
 		}
 	})
 	t.Run("error", func(t *testing.T) {
