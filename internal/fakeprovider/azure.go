@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tidwall/sjson"
 )
 
 // AzureOpenAI serves Azure OpenAI chat completions and legacy completions:
@@ -15,6 +17,29 @@ import (
 // configured any credential is accepted). The api-version query is not
 // checked: the fake sees only the path.
 const AzureOpenAI Kind = "azure"
+
+// azurePromptFilter is the prompt's content filter verdict, which Azure
+// adds to every reply
+// (https://learn.microsoft.com/azure/ai-foundry/openai/concepts/content-filter):
+// as prompt_filter_results in a body, and in a stream as a first chunk of
+// its own, with no choices and an empty id, model and object.
+const azurePromptFilter = `[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},` +
+	`"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]`
+
+// azureBody adds the prompt filter results to an OpenAI-format body.
+func azureBody(body []byte) []byte {
+	out, err := sjson.SetRawBytes(body, "prompt_filter_results", []byte(azurePromptFilter))
+	if err != nil {
+		panic("fakeprovider: azure body: " + err.Error())
+	}
+	return out
+}
+
+// azureStream puts the prompt filter chunk before an OpenAI-format stream.
+func azureStream(events []sseEvent) []sseEvent {
+	first := sseEvent{data: []byte(`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":` + azurePromptFilter + `}`)}
+	return append([]sseEvent{first}, events...)
+}
 
 // WithEntraToken makes the Azure fake accept authorization: Bearer token
 // as an alternative to the api-key of [WithAPIKey], as Azure OpenAI
@@ -74,8 +99,22 @@ type azureCompletions struct {
 
 var _ provider = (*azureCompletions)(nil)
 
+func (c *azureCompletions) body(call *call, out outcome) []byte {
+	return azureBody(c.openAICompletions.body(call, out))
+}
+
+func (c *azureCompletions) streamEvents(call *call, out outcome) []sseEvent {
+	return azureStream(c.openAICompletions.streamEvents(call, out))
+}
+
 func (c *azureCompletions) authenticate(h http.Header, key string) *apiError {
 	return c.azure.authenticate(h, key)
+}
+
+func (a *azureOpenAI) body(c *call, out outcome) []byte { return azureBody(a.openAI.body(c, out)) }
+
+func (a *azureOpenAI) streamEvents(c *call, out outcome) []sseEvent {
+	return azureStream(a.openAI.streamEvents(c, out))
 }
 
 func (*azureOpenAI) setResponseHeaders(h http.Header, requestID string) {
