@@ -131,6 +131,11 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 				if call.StopReason != anthropic.StopReasonToolUse || len(call.Content) != 3 || call.Content[0].Text != "Let me check." {
 					t.Fatalf("tool call message %+v", call)
 				}
+				// The provider's id and model, not placeholders (Azure
+				// streams a chunk without either first).
+				if call.ID == "" || call.ID == "msg_tollgate" || call.Model == "" {
+					t.Errorf("id %q model %q", call.ID, call.Model)
+				}
 				var results []anthropic.ContentBlockParamUnion
 				for i, city := range []string{"Paris", "Rome"} {
 					use := call.Content[1+i]
@@ -177,6 +182,51 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 				}
 			})
 		}
+	}
+}
+
+// TestMessages_BedrockRenamedTool: a tool name Converse rejects is renamed
+// on the way to Bedrock, and the call the model makes with the new name
+// reaches the Messages client under the name it declared.
+func TestMessages_BedrockRenamedTool(t *testing.T) {
+	fake := fakeprovider.Start(t, fakeprovider.Bedrock, fakeprovider.WithAPIKey("aws-secret"))
+	s := startConfigStack(t, fmt.Sprintf(`
+model_list:
+  - {model_name: t-bedrock, litellm_params: {model: bedrock/anthropic.claude-3-5-haiku-20241022-v1:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}}
+keys: [{id: demo, key: sk-tollgate-demo}]
+`, fake.URL()))
+	tool := anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{Name: "weather.get", InputSchema: anthropic.ToolInputSchemaParam{
+		Properties: map[string]any{"city": map[string]any{"type": "string"}}}}}
+	p := anthropic.MessageNewParams{Model: "t-bedrock", MaxTokens: 100, Tools: []anthropic.ToolUnionParam{tool},
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("weather in Paris?"))}}
+	// The model calls the tool by the name Bedrock was given.
+	step := fakeprovider.Step{Reply: fakeprovider.Reply{ToolCalls: []fakeprovider.ToolCall{{Name: "weather_get", Arguments: `{"city":"Paris"}`}}}}
+
+	fake.Enqueue(step)
+	msg, err := s.anthropic.Messages.New(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gjson.Get(lastBody(t, fake), "toolConfig.tools.0.toolSpec.name").Str != "weather_get" {
+		t.Fatalf("bedrock was given %s", lastBody(t, fake))
+	}
+	if len(msg.Content) != 1 || msg.Content[0].Name != "weather.get" {
+		t.Errorf("non-stream content %+v", msg.Content)
+	}
+
+	fake.Enqueue(step)
+	stream := s.anthropic.Messages.NewStreaming(t.Context(), p)
+	var acc anthropic.Message
+	for stream.Next() {
+		if err := acc.Accumulate(stream.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.Content) != 1 || acc.Content[0].Name != "weather.get" {
+		t.Errorf("streamed content %+v", acc.Content)
 	}
 }
 

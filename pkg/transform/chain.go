@@ -3,6 +3,8 @@ package transform
 import (
 	"fmt"
 	"slices"
+
+	"github.com/tidwall/gjson"
 )
 
 // The Messages API reaches providers other than Anthropic through chat
@@ -41,7 +43,16 @@ func newMessagesResponse(p Provider, o ResponseOptions) (ResponseTranslator, err
 	if p == ProviderAnthropic {
 		return &anthropicToAnthropicResponse{}, nil
 	}
-	inner, err := NewResponseTranslator(APIChatCompletions, p, messagesChatOptions(o))
+	co := messagesChatOptions(o)
+	if p == ProviderBedrock && gjson.GetBytes(o.Request, "tools").Exists() {
+		// Bedrock's translator maps the tools it renamed back to the
+		// client's names by reading the chat request; only requests with
+		// tools pay for translating it again.
+		if res, err := (&anthropicToOpenAIRequest{}).RequestBody(o.Request); err == nil && res.Body != nil {
+			co.Request = res.Body
+		}
+	}
+	inner, err := NewResponseTranslator(APIChatCompletions, p, co)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, APIMessages, p)
 	}
@@ -50,8 +61,11 @@ func newMessagesResponse(p Provider, o ResponseOptions) (ResponseTranslator, err
 
 // messagesChatOptions are the options for the chat stage of a messages
 // response. The usage chunk is always wanted: message_delta reports usage.
+// Model and ID stand in for providers whose responses carry none (Bedrock,
+// Cohere). Request is the client's Messages body, not a chat one, so it is
+// left out.
 func messagesChatOptions(o ResponseOptions) ResponseOptions {
-	return ResponseOptions{Stream: o.Stream, IncludeUsage: true, Created: o.Created}
+	return ResponseOptions{Stream: o.Stream, IncludeUsage: true, Created: o.Created, Model: o.Model, ID: o.ID}
 }
 
 // messagesViaChatResponse chains a chat response translator with the

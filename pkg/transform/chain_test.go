@@ -508,3 +508,45 @@ func TestChain_MessagesUnsupportedParam(t *testing.T) {
 		})
 	}
 }
+
+// TestChain_MessagesProviderContext: what a provider's response lacks and
+// its chat translator recovers from the options (Bedrock's and Cohere's
+// model, Bedrock's id, the client's names of tools Bedrock renamed) also
+// reaches Messages clients.
+func TestChain_MessagesProviderContext(t *testing.T) {
+	request := `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"weather?"}],` +
+		`"tools":[{"name":"weather.get","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]}`
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		body     string
+		wantID   string
+		wantTool string
+	}{
+		{"bedrock", transform.ProviderBedrock,
+			`{"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"t1","name":"weather_get","input":{"city":"Paris"}}}]}},"stopReason":"tool_use","usage":{"inputTokens":5,"outputTokens":3,"totalTokens":8}}`,
+			"msg_req1", "weather.get"},
+		{"cohere", transform.ProviderCohere,
+			`{"id":"co1","message":{"role":"assistant","content":[{"type":"text","text":"hi"}]},"finish_reason":"COMPLETE","usage":{"billed_units":{"input_tokens":1,"output_tokens":1},"tokens":{"input_tokens":1,"output_tokens":1}}}`,
+			"msg_co1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newMessagesResponse(t, tt.provider, transform.ResponseOptions{Model: "the-model", ID: "chatcmpl-req1", Request: []byte(request)})
+			res, err := tr.ResponseBody([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m anthropic.Message
+			if err := json.Unmarshal(res.Body, &m); err != nil {
+				t.Fatalf("%s: %v", res.Body, err)
+			}
+			if m.Model != "the-model" || m.ID != tt.wantID {
+				t.Errorf("id %q model %q", m.ID, m.Model)
+			}
+			if tt.wantTool != "" && (len(m.Content) != 1 || m.Content[0].Name != tt.wantTool) {
+				t.Errorf("content %s", res.Body)
+			}
+		})
+	}
+}
