@@ -135,10 +135,11 @@ func TestCompletions_Azure(t *testing.T) {
 model_list:
   - {model_name: c-azure, litellm_params: {model: azure/instruct-prod, api_base: "%s", api_key: k-azure, api_version: "2024-10-21", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}, model_info: {id: d-azure}}
   - {model_name: c-azure-entra, litellm_params: {model: azure/instruct-prod, api_base: "%s", azure_ad_token: aad-static}, model_info: {id: d-azure-entra}}
+  - {model_name: c-azure-v1, litellm_params: {model: azure/instruct-v1, api_base: "%s", api_key: k-azure, api_version: v1}, model_info: {id: d-azure-v1}}
   - {model_name: c-anthropic, litellm_params: {model: anthropic/claude-sonnet-4-5, api_base: "%s", api_key: k-anthropic}, model_info: {id: d-anthropic}}
   - {model_name: c-bedrock, litellm_params: {model: bedrock/anthropic.claude-3-5-haiku-20241022-v1:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: d-bedrock}}
 keys: [{id: demo, key: sk-tollgate-demo}]
-`, keyed.URL(), entra.URL(), anth.URL(), bedrock.URL()))
+`, keyed.URL(), entra.URL(), keyed.URL(), anth.URL(), bedrock.URL()))
 	checkRecord := func(t *testing.T, r accounting.Record, u openai.CompletionUsage) {
 		t.Helper()
 		want := float64(u.PromptTokens)*0.000001 + float64(u.CompletionTokens)*0.000002
@@ -252,6 +253,19 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 				r.Header.Get("Api-Key") != "" || r.Status != 200 {
 				t.Errorf("upstream %s %d headers %v", r.Path, r.Status, r.Header)
 			}
+		}
+	})
+
+	t.Run("v1 API", func(t *testing.T) {
+		resp, err := s.client.Completions.New(t.Context(), openai.CompletionNewParams{
+			Model: "c-azure-v1", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("versionless")}})
+		if err != nil || resp.Choices[0].Text != "echo: versionless" {
+			t.Fatalf("response %v: %v", resp, err)
+		}
+		reqs := keyed.Requests()
+		// The v1 API names the deployment in the body, not the path.
+		if last := reqs[len(reqs)-1]; last.Path != "/openai/v1/completions" || gjson.GetBytes(last.Body, "model").Str != "instruct-v1" {
+			t.Errorf("upstream %s %s", last.Path, last.Body)
 		}
 	})
 
