@@ -24,12 +24,17 @@ type configStack struct {
 	spend     *accounting.Recorder
 }
 
-// startConfigStack runs cfg behind examples/xds/envoy.yaml.
-func startConfigStack(t *testing.T, cfg string) *configStack {
+// startConfigStack runs cfg behind examples/xds/envoy.yaml. Each tweak
+// adjusts the runtime config before the ext_proc server gets it (Vertex
+// credentials, say).
+func startConfigStack(t *testing.T, cfg string, tweaks ...func(*config.Runtime)) *configStack {
 	t.Helper()
 	rt, err := config.FromBytes([]byte(cfg), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tweak := range tweaks {
+		tweak(rt)
 	}
 	s := &configStack{spend: accounting.NewRecorder(accounting.RecorderConfig{FlushInterval: 5 * time.Millisecond})}
 	t.Cleanup(func() { s.spend.Close(context.Background()) })

@@ -10,6 +10,7 @@ import (
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/tidwall/gjson"
 
+	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
 )
 
@@ -76,6 +77,15 @@ func TestMessages_ToolsThroughChain(t *testing.T) {
 		"gemini":  fakeprovider.Start(t, fakeprovider.Gemini, fakeprovider.WithAPIKey("k-gemini")),
 		"cohere":  fakeprovider.Start(t, fakeprovider.Cohere, fakeprovider.WithAPIKey("k-cohere")),
 		"ollama":  fakeprovider.Start(t, fakeprovider.Ollama),
+		"vertex":  fakeprovider.Start(t, fakeprovider.Gemini, fakeprovider.WithAPIKey("vertex-token")),
+		// Claude on Vertex: the chain goes Anthropic → chat → Anthropic.
+		"vertex-claude": fakeprovider.Start(t, fakeprovider.Anthropic, fakeprovider.WithAPIKey("vertex-token")),
+	}
+	vertexToken := func(rt *config.Runtime) {
+		for _, id := range []string{"d-vertex", "d-vertex-claude"} {
+			d, _ := rt.Routes.Deployment(id)
+			d.Credentials = staticToken("vertex-token")
+		}
 	}
 	s := startConfigStack(t, fmt.Sprintf(`
 model_list:
@@ -85,8 +95,11 @@ model_list:
   - {model_name: t-gemini, litellm_params: {model: gemini/gemini-2.5-flash, api_base: "%s", api_key: k-gemini}}
   - {model_name: t-cohere, litellm_params: {model: cohere/command-r-plus, api_base: "%s", api_key: k-cohere}}
   - {model_name: t-ollama, litellm_params: {model: ollama_chat/llama3.1, api_base: "%s"}}
+  - {model_name: t-vertex, litellm_params: {model: vertex_ai/gemini-2.5-pro, api_base: "%s", vertex_project: proj-1, vertex_credentials: '%s'}, model_info: {id: d-vertex}}
+  - {model_name: t-vertex-claude, litellm_params: {model: vertex_ai/claude-sonnet-4-5@20250929, api_base: "%s", vertex_project: proj-1, vertex_location: us-east5, vertex_credentials: '%s'}, model_info: {id: d-vertex-claude}}
 keys: [{id: demo, key: sk-tollgate-demo}]
-`, fakes["openai"].URL(), fakes["azure"].URL(), fakes["bedrock"].URL(), fakes["gemini"].URL(), fakes["cohere"].URL(), fakes["ollama"].URL()))
+`, fakes["openai"].URL(), fakes["azure"].URL(), fakes["bedrock"].URL(), fakes["gemini"].URL(), fakes["cohere"].URL(), fakes["ollama"].URL(),
+		fakes["vertex"].URL(), vertexUser, fakes["vertex-claude"].URL(), vertexUser), vertexToken)
 
 	weather := anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
 		Name:        "get_weather",
@@ -97,7 +110,7 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 		},
 	}}
 	question := anthropic.NewUserMessage(anthropic.NewTextBlock("weather in Paris?"))
-	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "cohere", "ollama"} {
+	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama"} {
 		fake := fakes[name]
 		for _, stream := range []bool{false, true} {
 			send := func(t *testing.T, msgs []anthropic.MessageParam) anthropic.Message {
@@ -246,4 +259,7 @@ var resultPaths = map[string]struct {
 	// One user turn holding every result.
 	"bedrock": {link: "messages.2.content.%d.toolResult.toolUseId", content: "messages.2.content.%d.toolResult.content.0.text"},
 	"gemini":  {link: "contents.2.parts.%d.functionResponse.name", content: "contents.2.parts.%d.functionResponse.response.content", byName: true},
+	"vertex":  {link: "contents.2.parts.%d.functionResponse.name", content: "contents.2.parts.%d.functionResponse.response.content", byName: true},
+	// Anthropic's own format again: one user turn of tool_result blocks.
+	"vertex-claude": {link: "messages.2.content.%d.tool_use_id", content: "messages.2.content.%d.content"},
 }
