@@ -79,6 +79,10 @@ func TestCompletions_RequestBody(t *testing.T) {
 			if string(in) != tt.body {
 				t.Errorf("input modified: %s", in)
 			}
+			// Each retry attempt translates the same body again.
+			if again, err := tr.RequestBody(in); err != nil || again.Path != res.Path || !bytes.Equal(again.Body, res.Body) {
+				t.Errorf("second translation %+v, %v", again, err)
+			}
 		})
 	}
 }
