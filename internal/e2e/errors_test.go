@@ -108,6 +108,10 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 				!strings.Contains(apiErr.Error(), tt.wantMsg) {
 				t.Errorf("err = %v", err)
 			}
+			// Claude Code compacts its conversation on Anthropic's wording.
+			if tt.wantCode == transform.CodeContextLengthExceeded && !strings.Contains(apiErr.Error(), `"prompt is too long`) {
+				t.Errorf("context-window error not in Anthropic's wording: %v", err)
+			}
 		})
 	}
 	// Every request reached its provider: the errors are the providers'.

@@ -1187,8 +1187,51 @@ func appendMessagesError(out []byte, e *ProviderError) []byte {
 	out = append(out, `{"type":"error","error":{"type":"`...)
 	out = append(out, messagesErrorType(e)...)
 	out = append(out, `","message":`...)
-	out = appendJSONString(out, e.Message)
+	out = appendJSONString(out, messagesErrorMessage(e))
 	return append(out, "}}"...)
+}
+
+// messagesErrorMessage is e's message for a Messages client. A context-window
+// error is worded the way Anthropic words it ("prompt is too long: N tokens >
+// M maximum"), because coding agents such as Claude Code compact their
+// conversation on that wording and would otherwise just fail; the provider's
+// own message follows for whoever reads it.
+func messagesErrorMessage(e *ProviderError) string {
+	if e.Code != CodeContextLengthExceeded || strings.HasPrefix(strings.ToLower(e.Message), "prompt is too long") {
+		return e.Message
+	}
+	if used, limit, ok := contextTokenCounts(e.Message); ok {
+		return fmt.Sprintf("prompt is too long: %d tokens > %d maximum (%s)", used, limit, e.Message)
+	}
+	return "prompt is too long (" + e.Message + ")"
+}
+
+// contextTokenCounts reads the prompt size and the context window from a
+// context-window message that names exactly two token counts ("maximum
+// context length is 128000 tokens. However, your messages resulted in
+// 130000 tokens"; llama.cpp's "request (9000 tokens) exceeds the available
+// context size (8192 tokens)"): the larger is the prompt.
+func contextTokenCounts(msg string) (used, limit int64, ok bool) {
+	var counts []int64
+	for i := 0; i < len(msg); {
+		if msg[i] < '0' || msg[i] > '9' {
+			i++
+			continue
+		}
+		var n int64
+		j := i
+		for ; j < len(msg) && msg[j] >= '0' && msg[j] <= '9' && n < 1e15; j++ {
+			n = n*10 + int64(msg[j]-'0')
+		}
+		if strings.HasPrefix(msg[j:], " token") {
+			counts = append(counts, n)
+		}
+		i = j
+	}
+	if len(counts) != 2 || counts[0] == counts[1] {
+		return 0, 0, false
+	}
+	return max(counts[0], counts[1]), min(counts[0], counts[1]), true
 }
 
 // messagesErrorType is the Anthropic error type for an error in OpenAI

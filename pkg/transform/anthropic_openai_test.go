@@ -807,7 +807,6 @@ func TestEncodeAnthropicError(t *testing.T) {
 		wantType string
 	}{
 		{"invalid request", transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest}, "invalid_request_error"},
-		{"context window", transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded}, "invalid_request_error"},
 		{"authentication", transform.ProviderError{Status: 401, Type: transform.ErrorTypeAuthentication}, "authentication_error"},
 		{"billing", transform.ProviderError{Status: 402, Type: transform.ErrorTypePermission}, "billing_error"},
 		{"permission", transform.ProviderError{Status: 403, Type: transform.ErrorTypePermission}, "permission_error"},
@@ -834,6 +833,42 @@ func TestEncodeAnthropicError(t *testing.T) {
 			}
 			if e.Type != "error" || e.Error.Type != tt.wantType || e.Error.Message != tt.err.Message {
 				t.Errorf("got %s, want type %s", body, tt.wantType)
+			}
+		})
+	}
+}
+
+// Context-window errors reach Messages clients in Anthropic's wording, which
+// coding agents act on (they compact the conversation), with the provider's
+// message kept.
+func TestEncodeAnthropicError_ContextWindow(t *testing.T) {
+	tests := []struct {
+		name, message, want string
+	}{
+		{"openai counts",
+			"This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. Please reduce the length of the messages.",
+			"prompt is too long: 130512 tokens > 128000 maximum (This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. Please reduce the length of the messages.)"},
+		{"llama.cpp counts",
+			"request (9000 tokens) exceeds the available context size (8192 tokens), try increasing it",
+			"prompt is too long: 9000 tokens > 8192 maximum (request (9000 tokens) exceeds the available context size (8192 tokens), try increasing it)"},
+		{"no counts", "the input length exceeds the context length",
+			"prompt is too long (the input length exceeds the context length)"},
+		{"three counts are ambiguous",
+			"maximum context length is 8192 tokens, you requested 9000 tokens (8000 tokens in the messages, 1000 in the completion)",
+			"prompt is too long (maximum context length is 8192 tokens, you requested 9000 tokens (8000 tokens in the messages, 1000 in the completion))"},
+		{"anthropic's own wording is kept", "prompt is too long: 210000 tokens > 200000 maximum",
+			"prompt is too long: 210000 tokens > 200000 maximum"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := transform.EncodeAnthropicError(&transform.ProviderError{Status: 400,
+				Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded, Message: tt.message})
+			var e anthropic.ErrorResponse
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+			if e.Error.Type != "invalid_request_error" || e.Error.Message != tt.want {
+				t.Errorf("got %s\nwant message %q", body, tt.want)
 			}
 		})
 	}
