@@ -223,3 +223,9 @@ func bedrockErrorName(s string) string {
 func isAnthropicModel(model string) bool {
 	return strings.Contains(model, "anthropic.")
 }
+
+// isNovaModel reports whether a Bedrock model id, inference profile or ARN
+// names an Amazon Nova model.
+func isNovaModel(model string) bool {
+	return strings.Contains(model, "amazon.nova")
+}

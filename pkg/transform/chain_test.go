@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/tidwall/gjson"
+
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -546,6 +548,42 @@ func TestChain_MessagesProviderContext(t *testing.T) {
 			}
 			if tt.wantTool != "" && (len(m.Content) != 1 || m.Content[0].Name != tt.wantTool) {
 				t.Errorf("content %s", res.Body)
+			}
+		})
+	}
+}
+
+// TestChain_MessagesThinking: a Messages thinking object reaches Cohere
+// and Ollama as the chain carries it to every chat provider, as a
+// reasoning_effort level, which Cohere turns into a thinking budget and
+// Ollama into think.
+func TestChain_MessagesThinking(t *testing.T) {
+	const head = `{"model":"m","max_tokens":20000,"messages":[{"role":"user","content":"why?"}],`
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		target   transform.Target
+		body     string
+		path     string
+		want     string
+	}{
+		{"cohere think hard", transform.ProviderCohere, transform.Target{},
+			head + `"thinking":{"type":"enabled","budget_tokens":10000}}`, "thinking", `{"type":"enabled","token_budget":2048}`},
+		{"cohere ultrathink", transform.ProviderCohere, transform.Target{},
+			head + `"thinking":{"type":"enabled","budget_tokens":31999}}`, "thinking", `{"type":"enabled","token_budget":4096}`},
+		{"ollama", transform.ProviderOllama, transform.Target{Model: "qwen3:8b"},
+			head + `"thinking":{"type":"enabled","budget_tokens":4000}}`, "think", `true`},
+		{"ollama gpt-oss", transform.ProviderOllama, transform.Target{Model: "gpt-oss:20b"},
+			head + `"thinking":{"type":"enabled","budget_tokens":10000}}`, "think", `"medium"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := newMessagesRequest(t, tt.provider, tt.target).RequestBody([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gjson.GetBytes(res.Body, tt.path).Raw; got != tt.want {
+				t.Errorf("%s = %s, want %s in %s", tt.path, got, tt.want, res.Body)
 			}
 		})
 	}

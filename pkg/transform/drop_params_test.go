@@ -97,6 +97,17 @@ func TestDropParams_NoEquivalent(t *testing.T) {
 		{"ollama parallel_tool_calls", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"parallel_tool_calls":false}`, "parallel_tool_calls", `parallel`},
 		{"ollama tool_choice required", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"tool_choice":"required"}`, "tool_choice", `tool_choice`},
 		{"ollama named tool_choice", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,` + tools + `,"tool_choice":{"type":"function","function":{"name":"lookup"}}}`, "tool_choice", `tool_choice`},
+		{"bedrock web_search_options", transform.ProviderBedrock, claude, `{` + msgs + `,"web_search_options":{"search_context_size":"low"}}`, "web_search_options", `search`},
+		{"cohere web_search_options", transform.ProviderCohere, transform.Target{}, `{"model":"m",` + msgs + `,"web_search_options":{}}`, "web_search_options", `search`},
+		{"ollama web_search_options", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,"web_search_options":{}}`, "web_search_options", `search`},
+		{"bedrock top_k on llama", transform.ProviderBedrock, transform.Target{Model: "meta.llama3-70b-instruct-v1:0"}, `{` + msgs + `,"top_k":20}`, "top_k", `20`},
+		{"anthropic prediction", transform.ProviderAnthropic, transform.Target{}, `{"model":"m",` + msgs + `,"prediction":{"type":"content","content":"draft"}}`, "prediction", `draft`},
+		{"vertex claude verbosity", transform.ProviderVertexAI, vertexClaude, `{"model":"m",` + msgs + `,"verbosity":"low"}`, "verbosity", `verbosity`},
+		{"vertex gemini audio output", transform.ProviderVertexAI, vertexGemini, `{` + msgs + `,"modalities":["text","audio"]}`, "modalities", `audio`},
+		{"bedrock prediction", transform.ProviderBedrock, claude, `{` + msgs + `,"prediction":{"type":"content","content":"draft"}}`, "prediction", `draft`},
+		{"gemini verbosity", transform.ProviderGemini, transform.Target{Model: "gemini-2.5-flash"}, `{` + msgs + `,"verbosity":"high"}`, "verbosity", `verbosity`},
+		{"cohere image output", transform.ProviderCohere, transform.Target{}, `{"model":"m",` + msgs + `,"modalities":["image"]}`, "modalities", `image`},
+		{"ollama prediction", transform.ProviderOllama, transform.Target{}, `{"model":"m",` + msgs + `,"prediction":{"type":"content","content":"draft"}}`, "prediction", `draft`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +167,98 @@ func TestDropParams_DefaultsAccepted(t *testing.T) {
 			res, err := tr.RequestBody([]byte(body))
 			if err != nil || !strings.Contains(string(res.Body), "lookup") {
 				t.Errorf("err = %v, body %s", err, res.Body)
+			}
+		})
+	}
+}
+
+// TestDropParams_NoOutputEffect checks the parameters that tag or route a
+// request without changing the answer: every translating provider takes
+// them without drop_params, and only the ones a provider has a field for
+// reach it (safety_identifier as Anthropic's metadata.user_id, metadata as
+// Bedrock's requestMetadata, service_tier as Bedrock's serviceTier).
+// Refusing them would break OpenAI SDK clients for nothing.
+func TestDropParams_NoOutputEffect(t *testing.T) {
+	const body = `{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.37,` +
+		`"user":"u-42","safety_identifier":"sid-42","store":true,"metadata":{"team":"t-42"},` +
+		`"service_tier":"flex","prompt_cache_key":"pck-42","modalities":["text"],"logprobs":false,"n":1}`
+	claude := transform.Target{Model: "anthropic.claude-3-haiku-20240307-v1:0"}
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		target   transform.Target
+		// sent are the values that reach the provider, in its fields.
+		sent []string
+	}{
+		{"anthropic", transform.ProviderAnthropic, transform.Target{}, []string{`"metadata":{"user_id":"sid-42"}`}},
+		{"vertex claude", transform.ProviderVertexAI, transform.Target{Model: "claude-sonnet-4-5@20250929", Project: "p"}, []string{`"metadata":{"user_id":"sid-42"}`}},
+		{"bedrock", transform.ProviderBedrock, claude, []string{`"requestMetadata":{"team":"t-42"}`, `"serviceTier":{"type":"flex"}`}},
+		{"gemini", transform.ProviderGemini, transform.Target{}, nil},
+		{"vertex gemini", transform.ProviderVertexAI, transform.Target{Model: "gemini-2.5-flash", Project: "p"}, nil},
+		{"cohere", transform.ProviderCohere, transform.Target{}, nil},
+		{"ollama", transform.ProviderOllama, transform.Target{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := transform.NewRequestTranslator(transform.APIChatCompletions, tt.provider, tt.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tr.RequestBody([]byte(body))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			out := string(res.Body)
+			if !gjson.Valid(out) || !strings.Contains(out, "0.37") {
+				t.Fatalf("invalid body or temperature lost: %s", out)
+			}
+			rest := out
+			for _, s := range tt.sent {
+				if !strings.Contains(rest, s) {
+					t.Errorf("body lacks %s: %s", s, out)
+				}
+				rest = strings.Replace(rest, s, "", 1)
+			}
+			for _, s := range []string{"u-42", "sid-42", "store", "t-42", "flex", "pck-42", "modalities", "logprobs"} {
+				if strings.Contains(rest, s) {
+					t.Errorf("%s reached the provider: %s", s, out)
+				}
+			}
+		})
+	}
+}
+
+// TestDropParams_WebSearch checks web_search_options on the providers that
+// run a search of their own: Anthropic's server tool (on Vertex too) and
+// Google Search grounding (AI Studio and Vertex).
+func TestDropParams_WebSearch(t *testing.T) {
+	const body = `{"model":"m","messages":[{"role":"user","content":"news?"}],` +
+		`"web_search_options":{"search_context_size":"medium","user_location":{"type":"approximate","approximate":{"country":"GB"}}}}`
+	tests := []struct {
+		name     string
+		provider transform.Provider
+		target   transform.Target
+		tools    string
+	}{
+		{"anthropic", transform.ProviderAnthropic, transform.Target{},
+			`[{"type":"web_search_20250305","name":"web_search","max_uses":5,"user_location":{"type":"approximate","country":"GB"}}]`},
+		{"vertex claude", transform.ProviderVertexAI, transform.Target{Model: "claude-sonnet-4-5@20250929", Project: "p"},
+			`[{"type":"web_search_20250305","name":"web_search","max_uses":5,"user_location":{"type":"approximate","country":"GB"}}]`},
+		{"gemini", transform.ProviderGemini, transform.Target{}, `[{"googleSearch":{}}]`},
+		{"vertex gemini", transform.ProviderVertexAI, transform.Target{Model: "gemini-2.5-flash", Project: "p"}, `[{"googleSearch":{}}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := transform.NewRequestTranslator(transform.APIChatCompletions, tt.provider, tt.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tr.RequestBody([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gjson.GetBytes(res.Body, "tools").Raw; got != tt.tools {
+				t.Errorf("tools = %s, want %s", got, tt.tools)
 			}
 		})
 	}

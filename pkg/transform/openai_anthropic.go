@@ -145,10 +145,15 @@ func (b *anthropicRequestBuilder) build(t *Target, f *chatRequest) error {
 		b.out = append(b.out, '"', ':')
 		b.out = append(b.out, p.v.Raw...)
 	}
-	if f.user.Type == gjson.String && validUserID(f.user.Str) {
-		b.out = append(b.out, `,"metadata":{"user_id":`...)
-		b.out = append(b.out, f.user.Raw...)
-		b.out = append(b.out, '}')
+	// safety_identifier is OpenAI's successor to user for abuse
+	// detection, which is what metadata.user_id is for.
+	for _, u := range [...]gjson.Result{f.safetyIdentifier, f.user} {
+		if u.Type == gjson.String && validUserID(u.Str) {
+			b.out = append(b.out, `,"metadata":{"user_id":`...)
+			b.out = append(b.out, u.Raw...)
+			b.out = append(b.out, '}')
+			break
+		}
 	}
 	switch {
 	case f.thinking.IsObject():
@@ -474,12 +479,16 @@ func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 	if err != nil {
 		return err
 	}
-	if jsonSchema != "" {
-		if n == 0 {
-			b.out = append(b.out, `,"tools":[`...)
-		} else {
-			b.out = append(b.out, ',')
+	webSearch := f.webSearchOptions.Exists()
+	if webSearch {
+		b.out = appendToolsSep(b.out, n)
+		n++
+		if b.out, err = appendWebSearchTool(b.out, f.webSearchOptions); err != nil {
+			return err
 		}
+	}
+	if jsonSchema != "" {
+		b.out = appendToolsSep(b.out, n)
 		n++
 		b.out = append(b.out, `{"name":"`+jsonToolName+`","input_schema":`...)
 		b.out = append(b.out, jsonSchema...)
@@ -495,9 +504,10 @@ func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 	b.out = append(b.out, `,"tool_choice":{"type":`...)
 	tc := f.toolChoice
 	switch {
-	case jsonSchema != "" && !b.thinking:
+	case jsonSchema != "" && !b.thinking && !webSearch:
 		// Anthropic refuses forced tools while thinking, so the model is
-		// then only offered the JSON tool.
+		// then only offered the JSON tool; forcing it would also leave no
+		// turn to search in.
 		b.out = append(b.out, `"tool","name":"`+jsonToolName+`"`...)
 	case !tc.Exists(), tc.Str == "auto", jsonSchema != "":
 		b.out = append(b.out, `"auto"`...)
@@ -519,15 +529,74 @@ func (b *anthropicRequestBuilder) tools(f *chatRequest) error {
 	return nil
 }
 
+// appendToolsSep opens the tools array before tool n == 0, else separates.
+func appendToolsSep(out []byte, n int) []byte {
+	if n == 0 {
+		return append(out, `,"tools":[`...)
+	}
+	return append(out, ',')
+}
+
+// webSearchMaxUses bounds Anthropic's searches by OpenAI's
+// search_context_size, with LiteLLM's values; "" for an unknown size.
+func webSearchMaxUses(size string) string {
+	switch size {
+	case "low":
+		return "1"
+	case "medium":
+		return "5"
+	case "high":
+		return "10"
+	}
+	return ""
+}
+
+// appendWebSearchTool appends Anthropic's server web search tool for
+// web_search_options. search_context_size becomes max_uses, and
+// user_location's approximate city, region, country and timezone carry
+// over: Anthropic's user_location has the same fields.
+func appendWebSearchTool(out []byte, opts gjson.Result) ([]byte, error) {
+	if !opts.IsObject() {
+		return out, invalidf("web_search_options", "web_search_options must be an object")
+	}
+	out = append(out, `{"type":"web_search_20250305","name":"web_search"`...)
+	if size := opts.Get("search_context_size"); size.Exists() {
+		uses := webSearchMaxUses(size.Str)
+		if uses == "" || size.Type != gjson.String {
+			return out, invalidf("web_search_options.search_context_size", `search_context_size must be "low", "medium" or "high"`)
+		}
+		out = append(out, `,"max_uses":`...)
+		out = append(out, uses...)
+	}
+	if loc := opts.Get("user_location"); loc.Exists() {
+		approx := loc.Get("approximate")
+		if !loc.IsObject() || loc.Get("type").Str != "approximate" || !approx.IsObject() {
+			return out, invalidf("web_search_options.user_location", `user_location must be {"type":"approximate","approximate":{...}}`)
+		}
+		out = append(out, `,"user_location":{"type":"approximate"`...)
+		for _, k := range [...]string{"city", "region", "country", "timezone"} {
+			v := approx.Get(k)
+			if !v.Exists() {
+				continue
+			}
+			if v.Type != gjson.String {
+				return out, invalidf("web_search_options.user_location.approximate."+k, "%s must be a string", k)
+			}
+			out = append(out, ',', '"')
+			out = append(out, k...)
+			out = append(out, '"', ':')
+			out = append(out, v.Raw...)
+		}
+		out = append(out, '}')
+	}
+	return append(out, '}'), nil
+}
+
 func (b *anthropicRequestBuilder) tool(t *chatTool, n int) error {
 	if t.name.Str == jsonToolName {
 		return invalidf(t.param(".function.name"), "tool name %q is reserved for response_format", jsonToolName)
 	}
-	if n == 0 {
-		b.out = append(b.out, `,"tools":[`...)
-	} else {
-		b.out = append(b.out, ',')
-	}
+	b.out = appendToolsSep(b.out, n)
 	b.out = append(b.out, `{"name":`...)
 	b.out = append(b.out, t.name.Raw...)
 	if t.description.Type == gjson.String {

@@ -122,6 +122,35 @@ func TestOpenAIToAnthropic_RequestBodyFields(t *testing.T) {
 			t.Errorf("stop_sequences = %q", p.StopSequences)
 		}
 	})
+	// web_search_options becomes the server web search tool; the
+	// parameters that only tag the request are not sent, but
+	// safety_identifier is the user id Anthropic asks for.
+	t.Run("web_search", func(t *testing.T) {
+		res, p := translateAnthropic(t, "web_search")
+		if len(p.Tools) != 2 || p.Tools[0].OfTool == nil || p.Tools[0].OfTool.Name != "get_weather" {
+			t.Fatalf("tools = %s", res.Body)
+		}
+		ws := p.Tools[1].OfWebSearchTool20250305
+		if ws == nil {
+			t.Fatalf("no web search tool: %s", res.Body)
+		}
+		loc := ws.UserLocation
+		if ws.MaxUses.Value != 10 || loc.City.Value != "Lyon" || loc.Region.Value != "Auvergne-Rhône-Alpes" ||
+			loc.Country.Value != "FR" || loc.Timezone.Value != "Europe/Paris" {
+			t.Errorf("web search tool = %+v", ws)
+		}
+		if p.ToolChoice.OfAuto == nil {
+			t.Errorf("tool_choice = %+v, want auto", p.ToolChoice)
+		}
+		if p.Metadata.UserID.Value != "sid-9f86d081" {
+			t.Errorf("metadata.user_id = %q, want the safety_identifier", p.Metadata.UserID.Value)
+		}
+		for _, k := range []string{"store", "service_tier", "prompt_cache_key", "modalities", "team"} {
+			if bytes.Contains(res.Body, []byte(k)) {
+				t.Errorf("%s reached anthropic: %s", k, res.Body)
+			}
+		}
+	})
 	t.Run("multi_turn", func(t *testing.T) {
 		_, p := translateAnthropic(t, "multi_turn")
 		if roles(p) != "user,assistant,user,assistant,user" {
@@ -321,6 +350,13 @@ func TestOpenAIToAnthropic_RequestBodyInvalid(t *testing.T) {
 		{"tool without name", `{"model":"m","tools":[{"type":"function","function":{}}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].function.name"},
 		{"reserved tool name", `{"model":"m","tools":[{"type":"function","function":{"name":"json_tool_call"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools[0].function.name"},
 		{"bad response_format", `{"model":"m","response_format":{"type":"yaml"},"messages":[{"role":"user","content":"hi"}]}`, "response_format"},
+		{"prediction", `{"model":"m","prediction":{"type":"content","content":"x"},"messages":[{"role":"user","content":"hi"}]}`, "prediction"},
+		{"verbosity", `{"model":"m","verbosity":"low","messages":[{"role":"user","content":"hi"}]}`, "verbosity"},
+		{"audio output", `{"model":"m","modalities":["text","audio"],"messages":[{"role":"user","content":"hi"}]}`, "modalities"},
+		{"web_search_options not an object", `{"model":"m","web_search_options":true,"messages":[{"role":"user","content":"hi"}]}`, "web_search_options"},
+		{"bad search_context_size", `{"model":"m","web_search_options":{"search_context_size":"huge"},"messages":[{"role":"user","content":"hi"}]}`, "web_search_options.search_context_size"},
+		{"exact user_location", `{"model":"m","web_search_options":{"user_location":{"type":"exact","approximate":{"city":"Lyon"}}},"messages":[{"role":"user","content":"hi"}]}`, "web_search_options.user_location"},
+		{"numeric city", `{"model":"m","web_search_options":{"user_location":{"type":"approximate","approximate":{"city":7}}},"messages":[{"role":"user","content":"hi"}]}`, "web_search_options.user_location.approximate.city"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,6 +409,14 @@ func TestOpenAIToAnthropic_RequestBodyOptions(t *testing.T) {
 			[]string{`"tool_choice":{"type":"auto"}`, `"budget_tokens":1024`}, nil},
 		{"text response_format", `{"model":"m","response_format":{"type":"text"},"messages":[{"role":"user","content":"hi"}]}`,
 			nil, []string{`json_tool_call`}},
+		{"web search alone", `{"model":"m","web_search_options":{"search_context_size":"low"},"tool_choice":"required","messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":1}],"tool_choice":{"type":"any"}`}, nil},
+		{"empty web_search_options searches without limits", `{"model":"m","web_search_options":{},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tools":[{"type":"web_search_20250305","name":"web_search"}]`}, []string{`max_uses`, `user_location`}},
+		{"json mode with web search is not forced", `{"model":"m","web_search_options":{"search_context_size":"medium"},"response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`{"type":"web_search_20250305","name":"web_search","max_uses":5},{"name":"json_tool_call"`, `"tool_choice":{"type":"auto"}`}, nil},
+		{"user when no safety_identifier", `{"model":"m","user":"u-1","safety_identifier":"a@b.com","messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"metadata":{"user_id":"u-1"}`}, nil},
 		{"email user is not sent", `{"model":"m","user":"a@b.com","messages":[{"role":"user","content":"hi"}]}`,
 			nil, []string{`metadata`}},
 		{"phone user is not sent", `{"model":"m","user":"+1 (555) 010-9999","messages":[{"role":"user","content":"hi"}]}`,

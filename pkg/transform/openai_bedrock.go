@@ -77,9 +77,13 @@ func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error)
 // bedrockUnsupported rejects parameters Converse cannot honour and whose
 // silent loss the client would notice. Converse has no penalties and no
 // seed either (inferenceConfig has maxTokens, stopSequences, temperature
-// and topP only), and its toolChoice cannot limit a reply to one call.
+// and topP only), no web search, and its toolChoice cannot limit a reply
+// to one call.
 func bedrockUnsupported(key string, v gjson.Result) error {
 	if err := unsupportedParam(key, v, "bedrock"); err != nil {
+		return err
+	}
+	if err := unsupportedWebSearch(key, "bedrock"); err != nil {
 		return err
 	}
 	if err := unsupportedSeed(key, "bedrock"); err != nil {
@@ -178,18 +182,124 @@ func (b *bedrockRequestBuilder) build(model string, t *Target, f *chatRequest) e
 	if err := b.toolConfig(f, budget > 0 || f.thinking.IsObject()); err != nil {
 		return err
 	}
-	switch {
-	case f.thinking.IsObject():
-		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":`...)
-		b.out = append(b.out, f.thinking.Raw...)
-		b.out = append(b.out, '}')
-	case budget > 0:
-		b.out = append(b.out, `,"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":`...)
-		b.out = appendInt(b.out, budget)
-		b.out = append(b.out, "}}"...)
+	if err := b.additionalFields(model, t, f, budget); err != nil {
+		return err
 	}
+	b.requestMetadata(f.metadata)
+	b.serviceTier(f.serviceTier)
 	b.out = append(b.out, '}')
 	return nil
+}
+
+// additionalFields writes additionalModelRequestFields: Anthropic's
+// thinking, and top_k, which inferenceConfig lacks. AWS's Converse
+// examples pass it as top_k to Anthropic models and as inferenceConfig.topK
+// to Nova models; other models have no documented field, so top_k gets a
+// 400, or is left out under drop_params.
+func (b *bedrockRequestBuilder) additionalFields(model string, t *Target, f *chatRequest, budget int64) error {
+	topK := f.topK
+	if topK.Exists() && (topK.Type != gjson.Number || topK.Num != float64(int64(topK.Num))) {
+		return invalidf("top_k", "top_k must be an integer")
+	}
+	anthropic, nova := isAnthropicModel(model), isNovaModel(model)
+	if topK.Exists() && !anthropic && !nova {
+		if !t.DropParams {
+			return invalidf("top_k", "top_k is supported only for anthropic and amazon nova models on bedrock")
+		}
+		topK = gjson.Result{}
+	}
+	n := 0
+	field := func(name string) {
+		if n == 0 {
+			b.out = append(b.out, `,"additionalModelRequestFields":{"`...)
+		} else {
+			b.out = append(b.out, `,"`...)
+		}
+		n++
+		b.out = append(b.out, name...)
+		b.out = append(b.out, '"', ':')
+	}
+	switch {
+	case f.thinking.IsObject():
+		field("thinking")
+		b.out = append(b.out, f.thinking.Raw...)
+	case budget > 0:
+		field("thinking")
+		b.out = append(b.out, `{"type":"enabled","budget_tokens":`...)
+		b.out = appendInt(b.out, budget)
+		b.out = append(b.out, '}')
+	}
+	switch {
+	case !topK.Exists():
+	case nova:
+		field("inferenceConfig")
+		b.out = append(b.out, `{"topK":`...)
+		b.out = append(b.out, topK.Raw...)
+		b.out = append(b.out, '}')
+	default:
+		field("top_k")
+		b.out = append(b.out, topK.Raw...)
+	}
+	if n > 0 {
+		b.out = append(b.out, '}')
+	}
+	return nil
+}
+
+// requestMetadata writes OpenAI's metadata as requestMetadata: both tag a
+// request for finding it later (in Bedrock's invocation logs) without
+// changing the answer. Entries outside Bedrock's pattern, which it would
+// refuse, are left out rather than fail the request over a tag.
+func (b *bedrockRequestBuilder) requestMetadata(md gjson.Result) {
+	n := 0
+	md.ForEach(func(k, v gjson.Result) bool {
+		if v.Type != gjson.String || !validBedrockMetadata(k.Str, 1) || !validBedrockMetadata(v.Str, 0) {
+			return true
+		}
+		if n == 0 {
+			b.out = append(b.out, `,"requestMetadata":{`...)
+		} else {
+			b.out = append(b.out, ',')
+		}
+		n++
+		b.out = append(b.out, k.Raw...)
+		b.out = append(b.out, ':')
+		b.out = append(b.out, v.Raw...)
+		return true
+	})
+	if n > 0 {
+		b.out = append(b.out, '}')
+	}
+}
+
+// validBedrockMetadata reports whether s matches Converse's requestMetadata
+// pattern, [a-zA-Z0-9\s._:/=+$@-]{minLen,256}.
+func validBedrockMetadata(s string, minLen int) bool {
+	if len(s) < minLen || len(s) > 256 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte(" \t\n\v\f\r._:/=+$@-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// serviceTier writes service_tier as Converse's serviceTier, which has
+// OpenAI's default, flex and priority tiers. "auto" is what Bedrock does
+// unasked and "scale" has no equivalent; both are left out, as the tier
+// changes price and latency, not the answer.
+func (b *bedrockRequestBuilder) serviceTier(tier gjson.Result) {
+	switch tier.Str {
+	case "default", "flex", "priority":
+		b.out = append(b.out, `,"serviceTier":{"type":`...)
+		b.out = append(b.out, tier.Raw...)
+		b.out = append(b.out, '}')
+	}
 }
 
 // bedrockThinkingBudget returns the thinking budget reasoning_effort asks

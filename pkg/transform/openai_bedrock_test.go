@@ -215,6 +215,15 @@ func TestOpenAIToBedrock_RequestBodyMatchesSDK(t *testing.T) {
 			}}},
 			InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(300)},
 		}},
+		// top_k goes where AWS's Converse example for Claude puts it;
+		// metadata entries outside Bedrock's pattern ("#") are left out.
+		{"sampling_metadata", bedrockruntime.ConverseInput{
+			Messages:                     []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{text("Name three rivers in France.")}}},
+			InferenceConfig:              &types.InferenceConfiguration{MaxTokens: aws.Int32(200), Temperature: aws.Float32(0.8)},
+			AdditionalModelRequestFields: document.NewLazyDocument(map[string]any{"top_k": 40}),
+			RequestMetadata:              map[string]string{"team": "geo-search", "ticket": "GEO-42", "owner": "a.b@example.com"},
+			ServiceTier:                  &types.ServiceTier{Type: types.ServiceTierTypeFlex},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,6 +384,18 @@ func TestOpenAIToBedrock_RequestBodyOptions(t *testing.T) {
 			[]string{`"content":[{"text":"(empty)"}]`}, nil},
 		{"whitespace stop kept, empty dropped", bedrockTarget, `{"stop":[""," "],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"stopSequences":[" "]`}, nil},
+		{"top_k beside thinking", bedrockTarget, `{"top_k":5,"thinking":{"type":"enabled","budget_tokens":2000},"max_tokens":3000,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":2000},"top_k":5}`}, nil},
+		{"top_k on nova", transform.Target{Model: "us.amazon.nova-pro-v1:0"}, `{"top_k":20,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"additionalModelRequestFields":{"inferenceConfig":{"topK":20}}`}, []string{`top_k`}},
+		{"top_k dropped on llama", transform.Target{Model: "meta.llama3-70b-instruct-v1:0", DropParams: true}, `{"top_k":20,"temperature":0.37,"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"temperature":0.37`}, []string{`top_k`, `topK`, `additionalModelRequestFields`}},
+		{"service tiers Bedrock lacks are not sent", bedrockTarget, `{"service_tier":"scale","metadata":{"bad key!":"v","k":"` + strings.Repeat("v", 257) + `"},"messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`serviceTier`, `requestMetadata`}},
+		{"service_tier auto is Bedrock's default", bedrockTarget, `{"service_tier":"auto","metadata":"not an object","messages":[{"role":"user","content":"hi"}]}`,
+			nil, []string{`serviceTier`, `requestMetadata`}},
+		{"service_tier priority", bedrockTarget, `{"service_tier":"priority","metadata":{"empty":""},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"requestMetadata":{"empty":""},"serviceTier":{"type":"priority"}`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,6 +454,12 @@ func TestOpenAIToBedrock_RequestBodyInvalid(t *testing.T) {
 		{"reasoning on nova", transform.Target{Model: "us.amazon.nova-pro-v1:0"}, `{"reasoning_effort":"low","messages":[` + user + `]}`, "reasoning_effort"},
 		{"bad reasoning effort", bedrockTarget, `{"reasoning_effort":"max","messages":[` + user + `]}`, "reasoning_effort"},
 		{"thinking on nova", transform.Target{Model: "us.amazon.nova-pro-v1:0"}, `{"thinking":{"type":"enabled"},"messages":[` + user + `]}`, "thinking"},
+		{"top_k on llama", transform.Target{Model: "meta.llama3-70b-instruct-v1:0"}, `{"top_k":20,"messages":[` + user + `]}`, "top_k"},
+		{"fractional top_k", bedrockTarget, `{"top_k":2.5,"messages":[` + user + `]}`, "top_k"},
+		{"web_search_options", bedrockTarget, `{"web_search_options":{},"messages":[` + user + `]}`, "web_search_options"},
+		{"verbosity", bedrockTarget, `{"verbosity":"low","messages":[` + user + `]}`, "verbosity"},
+		{"prediction", bedrockTarget, `{"prediction":{"type":"content","content":"x"},"messages":[` + user + `]}`, "prediction"},
+		{"audio output", bedrockTarget, `{"modalities":["text","audio"],"messages":[` + user + `]}`, "modalities"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,9 +52,12 @@ func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 }
 
 // cohereUnsupported rejects parameters Cohere cannot honour; v2 chat has no
-// way to limit a reply to one tool call.
+// way to limit a reply to one tool call, and no web search.
 func cohereUnsupported(key string, v gjson.Result) error {
 	if err := unsupportedSerialToolCalls(key, v, "cohere"); err != nil {
+		return err
+	}
+	if err := unsupportedWebSearch(key, "cohere"); err != nil {
 		return err
 	}
 	return unsupportedParam(key, v, "cohere")
@@ -111,7 +114,7 @@ func (b *cohereRequestBuilder) build(t *Target, f *chatRequest) error {
 	if err := b.responseFormat(f.responseFormat); err != nil {
 		return err
 	}
-	if err := b.thinking(f.reasoningEffort); err != nil {
+	if err := b.thinking(f); err != nil {
 		return err
 	}
 	if f.stream.Type == gjson.True {
@@ -427,15 +430,23 @@ func (b *cohereRequestBuilder) responseFormat(rf gjson.Result) error {
 	return nil
 }
 
-// thinking writes reasoning_effort as thinking
-// (https://docs.cohere.com/docs/reasoning), with the budget of the shared
-// table as token_budget. "none" sends "disabled": Cohere's reasoning models
-// think unless told not to.
-func (b *cohereRequestBuilder) thinking(effort gjson.Result) error {
-	if !effort.Exists() {
+// thinking writes an Anthropic-style thinking object, else
+// reasoning_effort, as thinking (https://docs.cohere.com/docs/reasoning):
+// budget_tokens, or the budget of the shared table, as token_budget. The
+// object wins, as on Anthropic, since its budget is exact. "none" and
+// "disabled" send "disabled": Cohere's reasoning models think unless told
+// not to.
+func (b *cohereRequestBuilder) thinking(f *chatRequest) error {
+	var budget int64
+	var err error
+	switch {
+	case f.thinking.Exists():
+		_, budget, err = chatThinking(f.thinking)
+	case f.reasoningEffort.Exists():
+		budget, err = reasoningBudget(f.reasoningEffort)
+	default:
 		return nil
 	}
-	budget, err := reasoningBudget(effort)
 	if err != nil {
 		return err
 	}

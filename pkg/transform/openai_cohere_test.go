@@ -76,6 +76,14 @@ func TestCohere_RequestBodyFields(t *testing.T) {
 			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","token_budget":128}}`},
 		{"reasoning_effort none turns thinking off", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none","stream":true}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"},"stream":true}`},
+		{"thinking budget kept exactly", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","budget_tokens":31999}}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","token_budget":31999}}`},
+		{"thinking disabled", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"}}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"}}`},
+		{"thinking wins over reasoning_effort", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":"high","thinking":{"type":"disabled"}}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"disabled"}}`},
+		{"tags not sent", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"user":"u","safety_identifier":"s","store":true,"metadata":{"k":"v"},"service_tier":"flex","prompt_cache_key":"p","modalities":["text"]}`,
+			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 		{"parallel_tool_calls true is what Cohere does", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}`,
 			`{"model":"c","messages":[{"role":"user","content":"x"}]}`},
 		{"web image URL passed with its detail", transform.Target{}, `{"model":"c","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"low"}},{"type":"image_url","image_url":"https://example.com/dog.jpg"}]}]}`,
@@ -141,6 +149,13 @@ func TestCohere_RequestBodyInvalid(t *testing.T) {
 		{"numeric reasoning_effort", `{"model":"c","messages":[{"role":"user","content":"x"}],"reasoning_effort":2}`, "reasoning_effort"},
 		{"parallel_tool_calls false", `{"model":"c","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}`, "parallel_tool_calls"},
 		{"schema missing", `{"model":"c","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{}}}`, "response_format"},
+		{"adaptive thinking", `{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"adaptive"}}`, "thinking.type"},
+		{"thinking without budget", `{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled"}}`, "thinking.budget_tokens"},
+		{"thinking not an object", `{"model":"c","messages":[{"role":"user","content":"x"}],"thinking":true}`, "thinking"},
+		{"web_search_options", `{"model":"c","messages":[{"role":"user","content":"x"}],"web_search_options":{}}`, "web_search_options"},
+		{"verbosity", `{"model":"c","messages":[{"role":"user","content":"x"}],"verbosity":"high"}`, "verbosity"},
+		{"prediction", `{"model":"c","messages":[{"role":"user","content":"x"}],"prediction":{"type":"content","content":"x"}}`, "prediction"},
+		{"image output", `{"model":"c","messages":[{"role":"user","content":"x"}],"modalities":["image"]}`, "modalities"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -581,12 +581,19 @@ func geminiHostedTool(tool gjson.Result) bool {
 }
 
 // tools writes tools as function declarations plus any hosted tools, and
-// tool_choice as toolConfig.
+// tool_choice as toolConfig. web_search_options becomes Google Search
+// grounding, as in LiteLLM; its search_context_size and user_location have
+// no equivalent there (Gemini's retrieval location is a latitude and
+// longitude) and only tune the search, so they are left out.
 func (b *geminiRequestBuilder) tools(f *chatRequest) error {
-	if !f.tools.Exists() {
+	search := f.webSearchOptions.Exists()
+	if search && !f.webSearchOptions.IsObject() {
+		return invalidf("web_search_options", "web_search_options must be an object")
+	}
+	if !f.tools.Exists() && !search {
 		return nil
 	}
-	if !f.tools.IsArray() {
+	if f.tools.Exists() && !f.tools.IsArray() {
 		return invalidf("tools", "tools must be an array")
 	}
 	decls := 0
@@ -597,6 +604,8 @@ func (b *geminiRequestBuilder) tools(f *chatRequest) error {
 		t.read(v)
 		if !t.typ.Exists() && geminiHostedTool(v) {
 			hosted = append(hosted, v)
+			// The client's own googleSearch wins over a bare one.
+			search = search && !v.Get("googleSearch").Exists()
 			return true
 		}
 		// Unlike the other providers, Gemini takes no tool whose type is
@@ -633,7 +642,7 @@ func (b *geminiRequestBuilder) tools(f *chatRequest) error {
 	switch {
 	case decls > 0:
 		b.out = append(b.out, "]}"...)
-	case len(hosted) > 0:
+	case len(hosted) > 0 || search:
 		b.out = append(b.out, `,"tools":[`...)
 	default:
 		return nil
@@ -643,6 +652,12 @@ func (b *geminiRequestBuilder) tools(f *chatRequest) error {
 			b.out = append(b.out, ',')
 		}
 		b.out = append(b.out, h.Raw...)
+	}
+	if search {
+		if decls > 0 || len(hosted) > 0 {
+			b.out = append(b.out, ',')
+		}
+		b.out = append(b.out, `{"googleSearch":{}}`...)
 	}
 	b.out = append(b.out, ']')
 	if decls == 0 {
@@ -810,28 +825,21 @@ func (b *geminiRequestBuilder) responseFormat(rf gjson.Result, key func(string))
 	return invalidf("response_format", `response_format type must be "text", "json_object" or "json_schema"`)
 }
 
-// thinking writes reasoning_effort, or Anthropic-style thinking, as
-// thinkingConfig. Thoughts are asked for whenever thinking is on, so that
-// they reach the client as reasoning_content.
+// thinking writes Anthropic-style thinking, or reasoning_effort, as
+// thinkingConfig; thinking wins, as on Anthropic, since its budget is
+// exact. Thoughts are asked for whenever thinking is on, so that they
+// reach the client as reasoning_content.
 func (b *geminiRequestBuilder) thinking(f *chatRequest, key func(string)) error {
 	var budget int64
+	var err error
 	switch {
-	case f.reasoningEffort.Exists():
-		var err error
-		if budget, err = reasoningBudget(f.reasoningEffort); err != nil {
+	case f.thinking.Exists():
+		if _, budget, err = chatThinking(f.thinking); err != nil {
 			return err
 		}
-	case f.thinking.IsObject():
-		switch f.thinking.Get("type").Str {
-		case "enabled":
-			bt := f.thinking.Get("budget_tokens")
-			if !isPositiveInt(bt) {
-				return invalidf("thinking.budget_tokens", "thinking.budget_tokens must be a positive integer")
-			}
-			budget = bt.Int()
-		case "disabled":
-		default:
-			return invalidf("thinking.type", `thinking.type must be "enabled" or "disabled"`)
+	case f.reasoningEffort.Exists():
+		if budget, err = reasoningBudget(f.reasoningEffort); err != nil {
+			return err
 		}
 	default:
 		return nil

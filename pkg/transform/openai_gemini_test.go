@@ -154,6 +154,23 @@ func TestOpenAIToGemini_RequestBodyFields(t *testing.T) {
 			t.Errorf("stopSequences = %q, want empty dropped", g.StopSequences)
 		}
 	})
+	// web_search_options is Google Search grounding; the thinking object
+	// wins over reasoning_effort; the tagging parameters are not sent.
+	t.Run("web_search", func(t *testing.T) {
+		res, w := translateGemini(t, "web_search", geminiTarget)
+		if len(w.Tools) != 2 || len(w.Tools[0].FunctionDeclarations) != 1 || w.Tools[1].GoogleSearch == nil {
+			t.Fatalf("tools = %s", res.Body)
+		}
+		g := w.GenerationConfig
+		if g == nil || g.ThinkingConfig == nil || *g.ThinkingConfig.ThinkingBudget != 3000 || !g.ThinkingConfig.IncludeThoughts {
+			t.Errorf("generationConfig = %s", res.Body)
+		}
+		for _, k := range []string{"Lyon\"", "user-1234", "sid-", "store", "team", "serviceTier", "flex", "prompt_cache_key", "labels"} {
+			if bytes.Contains(res.Body, []byte(k)) {
+				t.Errorf("%s reached gemini: %s", k, res.Body)
+			}
+		}
+	})
 	t.Run("tools", func(t *testing.T) {
 		_, w := translateGemini(t, "tools", geminiTarget)
 		if len(w.Tools) != 2 || w.Tools[1].GoogleSearch == nil {
@@ -387,6 +404,12 @@ func TestOpenAIToGemini_RequestBodyInvalid(t *testing.T) {
 		{"schema not object", `{"model":"m","response_format":{"type":"json_schema","json_schema":{"schema":[]}},` + hi + `}`, "response_format.json_schema.schema"},
 		{"bad reasoning_effort", `{"model":"m","reasoning_effort":"max",` + hi + `}`, "reasoning_effort"},
 		{"bad thinking budget", `{"model":"m","thinking":{"type":"enabled"},` + hi + `}`, "thinking.budget_tokens"},
+		{"thinking not an object", `{"model":"m","thinking":"on",` + hi + `}`, "thinking"},
+		{"web_search_options not an object", `{"model":"m","web_search_options":"on",` + hi + `}`, "web_search_options"},
+		{"image output", `{"model":"m","modalities":["text","image"],` + hi + `}`, "modalities"},
+		{"verbosity", `{"model":"m","verbosity":"low",` + hi + `}`, "verbosity"},
+		{"prediction", `{"model":"m","prediction":{"type":"content","content":"x"},` + hi + `}`, "prediction"},
+		{"top_logprobs", `{"model":"m","top_logprobs":2,` + hi + `}`, "top_logprobs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,6 +452,10 @@ func TestOpenAIToGemini_RequestBodyOptions(t *testing.T) {
 			[]string{`{"fileData":{"mimeType":"image/heic","fileUri":"https://x/y"}}`}, nil},
 		{"safety settings pass through", `{"model":"m","safety_settings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_NONE"}],"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_NONE"}]`}, nil},
+		{"web search alone", `{"model":"m","web_search_options":{},"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tools":[{"googleSearch":{}}]`}, []string{`toolConfig`}},
+		{"web search beside the client's own googleSearch", `{"model":"m","web_search_options":{},"tools":[{"googleSearch":{}},{"urlContext":{}}],"messages":[{"role":"user","content":"hi"}]}`,
+			[]string{`"tools":[{"googleSearch":{}},{"urlContext":{}}]`}, nil},
 		{"thinking disabled", `{"model":"m","thinking":{"type":"disabled"},"messages":[{"role":"user","content":"hi"}]}`,
 			[]string{`"thinkingConfig":{"thinkingBudget":0}`}, []string{`includeThoughts`}},
 		{"null fields ignored", `{"model":"m","temperature":null,"stop":null,"tools":null,"messages":[{"role":"user","content":"hi"}]}`,

@@ -61,13 +61,16 @@ func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
 }
 
 // ollamaUnsupported rejects parameters Ollama cannot honour: a tool_choice
-// that forces tools, and parallel_tool_calls false, which it has no way to
-// keep.
+// that forces tools, parallel_tool_calls false, which it has no way to
+// keep, and web_search_options (its chat API runs no search).
 func ollamaUnsupported(key string, v gjson.Result) error {
 	if key == "tool_choice" && (v.Str == "required" || v.IsObject()) {
 		return invalidf(key, `tool_choice must be "auto" or "none" for ollama models, which cannot be made to call a tool`)
 	}
 	if err := unsupportedSerialToolCalls(key, v, "ollama"); err != nil {
+		return err
+	}
+	if err := unsupportedWebSearch(key, "ollama"); err != nil {
 		return err
 	}
 	return unsupportedParam(key, v, "ollama")
@@ -392,14 +395,31 @@ func (b *ollamaRequestBuilder) format(rf gjson.Result) error {
 	return nil
 }
 
-// think writes reasoning_effort as think: gpt-oss models take the effort
-// level, others a boolean (LiteLLM's mapping).
+// think writes an Anthropic-style thinking object, else reasoning_effort,
+// as think: gpt-oss models take the effort level, others a boolean
+// (LiteLLM's mapping). Ollama takes no budget, so a thinking budget picks
+// the level the /v1/messages chain would (messagesReasoningEffort). The
+// object wins, as on Anthropic.
 func (b *ollamaRequestBuilder) think(t *Target, f *chatRequest) error {
-	e := f.reasoningEffort
-	if !e.Exists() {
+	var level string
+	switch {
+	case f.thinking.Exists():
+		on, _, err := chatThinking(f.thinking)
+		if err != nil {
+			return err
+		}
+		level = "none"
+		if on {
+			if level, err = messagesReasoningEffort(f.thinking, gjson.Result{}); err != nil {
+				return err
+			}
+		}
+	case f.reasoningEffort.Exists():
+		level = f.reasoningEffort.Str
+	default:
 		return nil
 	}
-	switch e.Str {
+	switch level {
 	case "low", "medium", "high":
 	case "none", "minimal":
 		b.out = append(b.out, `,"think":false`...)
@@ -414,8 +434,9 @@ func (b *ollamaRequestBuilder) think(t *Target, f *chatRequest) error {
 		model = f.model.Str
 	}
 	if strings.Contains(model, "gpt-oss") {
-		b.out = append(b.out, `,"think":`...)
-		b.out = append(b.out, e.Raw...)
+		b.out = append(b.out, `,"think":"`...)
+		b.out = append(b.out, level...)
+		b.out = append(b.out, '"')
 		return nil
 	}
 	b.out = append(b.out, `,"think":true`...)

@@ -64,6 +64,14 @@ func TestOllama_RequestBodyFields(t *testing.T) {
 			`{"model":"qwen3:8b","messages":[],"think":true,"stream":false}`},
 		{"think off", transform.Target{}, `{"model":"qwen3","messages":[],"reasoning_effort":"none"}`,
 			`{"model":"qwen3","messages":[],"think":false,"stream":false}`},
+		{"thinking object", transform.Target{}, `{"model":"qwen3","messages":[],"thinking":{"type":"enabled","budget_tokens":2000}}`,
+			`{"model":"qwen3","messages":[],"think":true,"stream":false}`},
+		{"thinking budget picks the gpt-oss level", transform.Target{Model: "gpt-oss:120b"}, `{"model":"m","messages":[],"thinking":{"type":"enabled","budget_tokens":31999}}`,
+			`{"model":"gpt-oss:120b","messages":[],"think":"high","stream":false}`},
+		{"thinking disabled wins over reasoning_effort", transform.Target{}, `{"model":"qwen3","messages":[],"reasoning_effort":"high","thinking":{"type":"disabled"}}`,
+			`{"model":"qwen3","messages":[],"think":false,"stream":false}`},
+		{"tags not sent", transform.Target{}, `{"model":"m","messages":[],"user":"u","safety_identifier":"s","store":true,"metadata":{"k":"v"},"service_tier":"flex","prompt_cache_key":"p","modalities":["text"]}`,
+			`{"model":"m","messages":[],"stream":false}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +120,13 @@ func TestOllama_RequestBodyInvalid(t *testing.T) {
 		{"parallel_tool_calls false", `{"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}`, "parallel_tool_calls"},
 		{"seed float", `{"model":"m","messages":[],"seed":1.5}`, "seed"},
 		{"format", `{"model":"m","messages":[],"response_format":{"type":"xml"}}`, "response_format"},
+		{"adaptive thinking", `{"model":"m","messages":[],"thinking":{"type":"adaptive"}}`, "thinking.type"},
+		{"thinking without budget", `{"model":"m","messages":[],"thinking":{"type":"enabled","budget_tokens":0}}`, "thinking.budget_tokens"},
+		{"web_search_options", `{"model":"m","messages":[],"web_search_options":{"search_context_size":"low"}}`, "web_search_options"},
+		{"verbosity", `{"model":"m","messages":[],"verbosity":"medium"}`, "verbosity"},
+		{"prediction", `{"model":"m","messages":[],"prediction":{"type":"content","content":"x"}}`, "prediction"},
+		{"audio output", `{"model":"m","messages":[],"modalities":["audio","text"]}`, "modalities"},
+		{"modalities not an array", `{"model":"m","messages":[],"modalities":"text"}`, "modalities"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

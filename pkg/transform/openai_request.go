@@ -16,7 +16,8 @@ type chatRequest struct {
 	maxTokens, maxCompletionTokens, temperature, topP, topK, n  gjson.Result
 	seed, presencePenalty, frequencyPenalty, user, stream       gjson.Result
 	responseFormat, reasoningEffort, thinking                   gjson.Result
-	safetySettings, keepAlive                                   gjson.Result
+	safetySettings, keepAlive, webSearchOptions                 gjson.Result
+	safetyIdentifier, metadata, serviceTier                     gjson.Result
 }
 
 // parse reads a chat completions body in one pass: gjson lookups rescan
@@ -92,6 +93,14 @@ func (r *chatRequest) parse(body []byte, drop bool, unsupported func(key string,
 			r.safetySettings = v
 		case "keep_alive":
 			r.keepAlive = v
+		case "web_search_options":
+			r.webSearchOptions = v
+		case "safety_identifier":
+			r.safetyIdentifier = v
+		case "metadata":
+			r.metadata = v
+		case "service_tier":
+			r.serviceTier = v
 		}
 		return true
 	})
@@ -114,6 +123,26 @@ func reasoningBudget(effort gjson.Result) (int64, error) {
 		return 4096, nil
 	}
 	return 0, invalidf("reasoning_effort", `reasoning_effort must be "none", "minimal", "low", "medium" or "high"`)
+}
+
+// chatThinking reads an Anthropic-style thinking object, which clients
+// written for LiteLLM send on chat too: on for "enabled", with
+// budget_tokens as budget, off for "disabled".
+func chatThinking(thinking gjson.Result) (on bool, budget int64, err error) {
+	if !thinking.IsObject() {
+		return false, 0, invalidf("thinking", "thinking must be an object")
+	}
+	switch thinking.Get("type").Str {
+	case "enabled":
+		bt := thinking.Get("budget_tokens")
+		if !isPositiveInt(bt) {
+			return false, 0, invalidf("thinking.budget_tokens", "thinking.budget_tokens must be a positive integer")
+		}
+		return true, bt.Int(), nil
+	case "disabled":
+		return false, 0, nil
+	}
+	return false, 0, invalidf("thinking.type", `thinking.type must be "enabled" or "disabled"`)
 }
 
 // effortThinkingBudget is reasoningBudget for Anthropic's models, which
@@ -190,11 +219,21 @@ func modelName(t *Target, r *chatRequest) (string, error) {
 }
 
 // unsupportedParam rejects parameters a provider cannot honour whose silent
-// loss the client would notice (fewer choices, no logprobs, no bias).
-// Parameters without visible effect (user, stream_options) and unknown ones
-// are ignored.
+// loss the client would notice (fewer choices, no logprobs, no bias, no
+// audio or other non-text output, no predicted output, an answer of another
+// length than verbosity asked for). Parameters that do not change the
+// output (user, store, metadata, service_tier, prompt_cache_key,
+// safety_identifier, stream_options) and unknown ones are ignored unless a
+// translator maps them: refusing them would break unmodified OpenAI SDK
+// clients for nothing.
 func unsupportedParam(key string, v gjson.Result, provider string) error {
 	switch key {
+	case "prediction", "verbosity":
+		return invalidf(key, "%s is not supported by %s models", key, provider)
+	case "modalities":
+		if !textOnly(v) {
+			return invalidf(key, `modalities other than ["text"] are not supported by %s models`, provider)
+		}
 	case "n":
 		if v.Int() > 1 {
 			return invalidf(key, "n > 1 is not supported by %s models", provider)
@@ -209,6 +248,30 @@ func unsupportedParam(key string, v gjson.Result, provider string) error {
 		if v.IsObject() && len(strings.TrimSpace(rawInner(v.Raw))) > 0 {
 			return invalidf(key, "logit_bias is not supported by %s models", provider)
 		}
+	}
+	return nil
+}
+
+// textOnly reports whether modalities asks for text output alone, which
+// every provider gives.
+func textOnly(modalities gjson.Result) bool {
+	if !modalities.IsArray() {
+		return false
+	}
+	only := true
+	modalities.ForEach(func(_, m gjson.Result) bool {
+		only = m.Str == "text"
+		return only
+	})
+	return only
+}
+
+// unsupportedWebSearch rejects web_search_options, for providers whose chat
+// API has no search the model can run: the client asked for answers from
+// the web.
+func unsupportedWebSearch(key string, provider string) error {
+	if key == "web_search_options" {
+		return invalidf(key, "web_search_options is not supported by %s models", provider)
 	}
 	return nil
 }
