@@ -10,7 +10,6 @@ package xds
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -70,12 +69,6 @@ const (
 	plaintextMatchKey             = "tollgate_plaintext"
 	httpProtocolOptionsKey        = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
-
-// maxEndpointWeight is the weight of a group's heaviest deployment; the
-// others get their share of it. 1000 keeps three significant digits of a
-// LiteLLM float weight while the sum of a priority stays far below Envoy's
-// uint32 limit.
-const maxEndpointWeight = 1000
 
 // RenderOptions are the settings of the rendered pool clusters. Every zero
 // value takes the matching Default constant.
@@ -198,7 +191,7 @@ func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderO
 	var specs []endpointSpec
 	anyHTTPS, anyPlain, allIP := false, false, true
 	for prio, grp := range order {
-		weights := groupWeights(grp.Deployments)
+		weights := routing.Weights(grp.Deployments)
 		for i, d := range grp.Deployments {
 			s, err := endpointFor(d)
 			if err != nil {
@@ -323,37 +316,6 @@ func endpointFor(d *routing.Deployment) (endpointSpec, error) {
 	_, err = netip.ParseAddr(s.host)
 	s.ip = err == nil
 	return s, nil
-}
-
-// groupWeights turns LiteLLM's simple-shuffle inputs into Envoy endpoint
-// weights for one group (one priority): weight when any deployment of the
-// group sets it, else rpm, else tpm, else none (nil weights, Envoy's equal
-// share). LiteLLM decides by the first healthy deployment only; deciding by
-// the whole group gives the same answer for any consistent config without
-// depending on health. A deployment missing the chosen input gets weight 1,
-// the smallest Envoy allows (LiteLLM would give it 0).
-func groupWeights(ds []*routing.Deployment) []uint32 {
-	pick := []func(*routing.Deployment) float64{
-		func(d *routing.Deployment) float64 { return d.Weight },
-		func(d *routing.Deployment) float64 { return float64(d.RPM) },
-		func(d *routing.Deployment) float64 { return float64(d.TPM) },
-	}
-	for _, value := range pick {
-		top := 0.0
-		for _, d := range ds {
-			top = math.Max(top, value(d))
-		}
-		if top <= 0 {
-			continue
-		}
-		out := make([]uint32, len(ds))
-		for i, d := range ds {
-			w := math.Round(value(d) / top * maxEndpointWeight)
-			out[i] = uint32(max(w, 1))
-		}
-		return out
-	}
-	return make([]uint32, len(ds))
 }
 
 // poolProtocolOptions is the HttpProtocolOptions every pool carries: HTTP/1.1
