@@ -37,7 +37,7 @@ type Runtime struct {
 	// (and only those), all its deployments with their hard limits and
 	// weights, for admission to pick from.
 	DeploymentLimits map[string][]policy.DeploymentLimit
-	Policy      Policy
+	Policy           Policy
 	// Tracing is the tracer's configuration; Endpoint "" means off. Read
 	// once at start.
 	Tracing tracing.Config

@@ -219,13 +219,13 @@ type LiteLLMParams struct {
 	// priority within the group.
 	// They are hard limits too under router_settings.enable_pre_call_checks
 	// or a usage-based routing_strategy.
-	RPM    int64   `yaml:"rpm"`
-	TPM    int64   `yaml:"tpm"`
+	RPM int64 `yaml:"rpm"`
+	TPM int64 `yaml:"tpm"`
 	// MaxParallelRequests is always a hard limit on this deployment's
 	// requests in flight; zero means none.
-	MaxParallelRequests int64 `yaml:"max_parallel_requests"`
-	Weight float64 `yaml:"weight"`
-	Order  int     `yaml:"order"`
+	MaxParallelRequests int64   `yaml:"max_parallel_requests"`
+	Weight              float64 `yaml:"weight"`
+	Order               int     `yaml:"order"`
 	// Prices in USD per token, overriding the price table for this
 	// deployment (LiteLLM's names). Unset keeps the table's price.
 	InputCostPerToken           *float64 `yaml:"input_cost_per_token"`
