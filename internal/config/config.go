@@ -215,17 +215,17 @@ type LiteLLMParams struct {
 	// a secret reference; empty means https://login.microsoftonline.com.
 	AzureAuthorityHost string `yaml:"azure_authority_host"`
 	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
-	// server derives Envoy endpoint weights from them. Order is LiteLLM's
-	// priority within the group.
-	// They are hard limits too under router_settings.enable_pre_call_checks
-	// or a usage-based routing_strategy.
-	RPM int64 `yaml:"rpm"`
-	TPM int64 `yaml:"tpm"`
+	// server derives Envoy endpoint weights from them. RPM and TPM are hard
+	// limits too under router_settings.enable_pre_call_checks or a
+	// usage-based routing_strategy. Order is LiteLLM's priority within the
+	// group.
+	RPM    int64   `yaml:"rpm"`
+	TPM    int64   `yaml:"tpm"`
+	Weight float64 `yaml:"weight"`
+	Order  int     `yaml:"order"`
 	// MaxParallelRequests is always a hard limit on this deployment's
 	// requests in flight; zero means none.
-	MaxParallelRequests int64   `yaml:"max_parallel_requests"`
-	Weight              float64 `yaml:"weight"`
-	Order               int     `yaml:"order"`
+	MaxParallelRequests int64 `yaml:"max_parallel_requests"`
 	// Prices in USD per token, overriding the price table for this
 	// deployment (LiteLLM's names). Unset keeps the table's price.
 	InputCostPerToken           *float64 `yaml:"input_cost_per_token"`
