@@ -195,6 +195,7 @@ type Admission struct {
 
 	s       settler
 	scopes  []scope
+	group   string // model group of a deployment in scopes; names its Redis keys
 	est     int64
 	member  string
 	window  int64 // start of the rate window (unix ms) the request was counted in
@@ -225,10 +226,6 @@ type scope struct {
 	id     string
 	limits Limits
 	budget Budget
-	// group and weight are set for deployments only: the model group
-	// (their Redis keys share its hash tag) and the share when picked.
-	group  string
-	weight uint32
 }
 
 // tokensOf is what Done charges s for o: a deployment that did not answer
@@ -263,27 +260,19 @@ func scopesOf(r Request) []scope {
 	return out
 }
 
-// deploymentsOf lists the deployments admission picks from; nil for
-// requests that name none.
-func deploymentsOf(r Request) []scope {
-	if len(r.Deployments) == 0 {
-		return nil
-	}
-	out := make([]scope, len(r.Deployments))
-	for i, d := range r.Deployments {
-		out[i] = scope{kind: ScopeDeployment, id: d.ID, limits: d.Limits, group: r.ModelGroup, weight: max(d.Weight, 1)}
-	}
-	return out
+// deploymentScope is d as a scope to check and count.
+func deploymentScope(d *DeploymentLimit) scope {
+	return scope{kind: ScopeDeployment, id: d.ID, limits: d.Limits}
 }
 
-// pick chooses among the deployments whose check passes by weighted
+// pick chooses among the deployments that have capacity by weighted
 // random, rnd in [0, 1); -1 when none has capacity. The Lua script makes
 // the same choice with the same arithmetic.
-func pick(deps []scope, ok func(i int) bool, rnd float64) int {
+func pick(deps []DeploymentLimit, capacity func(i int) bool, rnd float64) int {
 	var total float64
 	for i := range deps {
-		if ok(i) {
-			total += float64(deps[i].weight)
+		if capacity(i) {
+			total += float64(max(deps[i].Weight, 1))
 		}
 	}
 	if total == 0 {
@@ -291,25 +280,27 @@ func pick(deps []scope, ok func(i int) bool, rnd float64) int {
 	}
 	target, last := rnd*total, -1
 	for i := range deps {
-		if !ok(i) {
+		if !capacity(i) {
 			continue
 		}
 		last = i
-		if target < float64(deps[i].weight) {
+		w := float64(max(deps[i].Weight, 1))
+		if target < w {
 			return i
 		}
-		target -= float64(deps[i].weight)
+		target -= w
 	}
 	return last
 }
 
 // deploymentsError explains why no deployment has capacity from their
 // counts; nil if some deployment passes (Go and Lua disagree).
-func deploymentsError(group string, deps []scope, cs []counts, tokens, nowMs int64, now time.Time) *DeploymentsError {
+func deploymentsError(group string, deps []DeploymentLimit, cs []counts, tokens, nowMs int64, now time.Time) *DeploymentsError {
 	e := &DeploymentsError{ModelGroup: group, Limits: make([]*LimitError, len(deps))}
 	for i := range deps {
 		var le *LimitError
-		if !errors.As(deps[i].check(cs[i], tokens, nowMs, now), &le) {
+		s := deploymentScope(&deps[i])
+		if !errors.As(s.check(cs[i], tokens, nowMs, now), &le) {
 			return nil
 		}
 		e.Limits[i] = le

@@ -138,11 +138,11 @@ func (m *MemoryLimiter) spendOf(s *scope, now time.Time) *memSpend {
 
 // Admit implements Limiter.
 func (m *MemoryLimiter) Admit(_ context.Context, r Request) (*Admission, error) {
-	scopes, deps := scopesOf(r), deploymentsOf(r)
-	if len(scopes) == 0 && len(deps) == 0 {
+	scopes := scopesOf(r)
+	if len(scopes) == 0 && len(r.Deployments) == 0 {
 		return &Admission{}, nil
 	}
-	return m.admit(scopes, deps, r.EstimatedTokens)
+	return m.admit(scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens)
 }
 
 // rate returns id's counters rolled to nowMs; callers hold mu.
@@ -162,7 +162,7 @@ func (rt *memRate) counts() counts {
 	return counts{rt.prevReq, rt.curReq, rt.prevTok, rt.curTok, rt.parallel, 0}
 }
 
-func (m *MemoryLimiter) admit(scopes, deps []scope, tokens int64) (*Admission, error) {
+func (m *MemoryLimiter) admit(scopes []scope, group string, deps []DeploymentLimit, tokens int64) (*Admission, error) {
 	now := m.cfg.Clock()
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
@@ -186,16 +186,20 @@ func (m *MemoryLimiter) admit(scopes, deps []scope, tokens int64) (*Admission, e
 	if len(deps) > 0 {
 		dcs := make([]counts, len(deps))
 		for i := range deps {
-			dcs[i] = m.rate(&deps[i], nowMs).counts()
+			s := deploymentScope(&deps[i])
+			dcs[i] = m.rate(&s, nowMs).counts()
 		}
-		chosen := pick(deps, func(i int) bool { return deps[i].check(dcs[i], tokens, nowMs, now) == nil }, m.cfg.Rand())
+		chosen := pick(deps, func(i int) bool {
+			s := deploymentScope(&deps[i])
+			return s.check(dcs[i], tokens, nowMs, now) == nil
+		}, m.cfg.Rand())
 		if chosen < 0 {
-			return nil, deploymentsError(deps[0].group, deps, dcs, tokens, nowMs, now)
+			return nil, deploymentsError(group, deps, dcs, tokens, nowMs, now)
 		}
-		d := deps[chosen]
+		d := deploymentScope(&deps[chosen])
 		a.Deployment = d.id
 		if !d.limits.IsZero() {
-			a.scopes = append(a.scopes, d)
+			a.scopes, a.group = append(a.scopes, d), group
 			rates = append(rates, m.rate(&d, nowMs))
 		}
 	}

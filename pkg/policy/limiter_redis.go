@@ -244,26 +244,27 @@ func (l *RedisLimiter) Stats() LimiterStats {
 // base starts the names of s's keys. A scope's keys share a hash tag; a
 // model group's deployments all share one, because one script reads them
 // all to pick among them.
-func (l *RedisLimiter) base(s *scope) string {
+// group is the model group of a deployment scope, ignored for the others.
+func (l *RedisLimiter) base(s *scope, group string) string {
 	if s.kind == ScopeDeployment {
-		return l.cfg.Prefix + ":{rl:" + string(s.kind) + ":" + s.group + "}:" + s.id
+		return l.cfg.Prefix + ":{rl:" + string(s.kind) + ":" + group + "}:" + s.id
 	}
 	return l.cfg.Prefix + ":{rl:" + string(s.kind) + ":" + s.id + "}"
 }
 
-func (l *RedisLimiter) rateKey(s *scope, window int64) string {
-	return l.base(s) + ":" + strconv.FormatInt(window, 10)
+func (l *RedisLimiter) rateKey(s *scope, group string, window int64) string {
+	return l.base(s, group) + ":" + strconv.FormatInt(window, 10)
 }
 
 // spendKey names the counter of s's budget window holding now, and how
 // long it must live.
-func (l *RedisLimiter) spendKey(s *scope, now time.Time) (name string, start time.Time, ttl int64) {
+func (l *RedisLimiter) spendKey(s *scope, group string, now time.Time) (name string, start time.Time, ttl int64) {
 	if s.budget.Duration.IsZero() {
-		return l.base(s) + ":spend:total", time.Unix(0, 0).UTC(), 0
+		return l.base(s, group) + ":spend:total", time.Unix(0, 0).UTC(), 0
 	}
 	start, end := s.budget.Duration.Window(now)
 	ttl = int64(end.Sub(now)/time.Second) + 3600
-	return l.base(s) + ":spend:" + s.budget.Duration.String() + ":" + strconv.FormatInt(start.Unix(), 10), start, ttl
+	return l.base(s, group) + ":spend:" + s.budget.Duration.String() + ":" + strconv.FormatInt(start.Unix(), 10), start, ttl
 }
 
 // callGroup is the scopes [lo, hi) one script call covers, and whether it
@@ -293,15 +294,15 @@ func (l *RedisLimiter) groups(n int, deps bool) []callGroup {
 
 // Admit implements Limiter.
 func (l *RedisLimiter) Admit(ctx context.Context, r Request) (*Admission, error) {
-	scopes, deps := scopesOf(r), deploymentsOf(r)
-	if len(scopes) == 0 && len(deps) == 0 {
+	scopes := scopesOf(r)
+	if len(scopes) == 0 && len(r.Deployments) == 0 {
 		return &Admission{}, nil
 	}
 	now := l.cfg.Clock()
 	if now.UnixNano() < l.downUntil.Load() {
-		return l.fallback(scopes, deps, r.EstimatedTokens)
+		return l.fallback(scopes, r)
 	}
-	a, err := l.admitRedis(ctx, scopes, deps, r.EstimatedTokens, now)
+	a, err := l.admitRedis(ctx, scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens, now)
 	var le *LimitError
 	var be *BudgetError
 	var de *DeploymentsError
@@ -314,16 +315,16 @@ func (l *RedisLimiter) Admit(ctx context.Context, r Request) (*Admission, error)
 		return nil, fmt.Errorf("admit: %w", ctx.Err())
 	}
 	l.down(ctx, err)
-	return l.fallback(scopes, deps, r.EstimatedTokens)
+	return l.fallback(scopes, r)
 }
 
-func (l *RedisLimiter) fallback(scopes, deps []scope, tokens int64) (*Admission, error) {
+func (l *RedisLimiter) fallback(scopes []scope, r Request) (*Admission, error) {
 	if l.cfg.Failure == FailClosed {
 		l.failClosed.Add(1)
 		return nil, fmt.Errorf("%w: rate limits cannot be checked and failure mode is fail_closed", ErrUnavailable)
 	}
 	l.degradedAdmits.Add(1)
-	a, err := l.mem.admit(scopes, deps, tokens)
+	a, err := l.mem.admit(scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +337,7 @@ type groupResult struct {
 	err  error
 }
 
-func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tokens int64, now time.Time) (*Admission, error) {
+func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, group string, deps []DeploymentLimit, tokens int64, now time.Time) (*Admission, error) {
 	nowMs := now.UnixMilli()
 	win := windowStart(nowMs)
 	a := &Admission{s: l, scopes: scopes, est: tokens, window: win, member: l.replica + ":" + strconv.FormatUint(l.seq.Add(1), 36)}
@@ -350,7 +351,7 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 	defer cancel()
 	run := func(gi int) {
 		g := groups[gi]
-		var ds []scope
+		var ds []DeploymentLimit
 		if g.deps {
 			ds = deps
 		}
@@ -359,8 +360,8 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 		args = append(args, nowMs, rateWindow, tokens, l.cfg.SlotLease.Milliseconds(), a.member, len(ds), rnd)
 		for i := g.lo; i < g.hi; i++ {
 			s := &scopes[i]
-			spendName, _, _ := l.spendKey(s, now)
-			keys = append(keys, l.rateKey(s, win), l.rateKey(s, win-rateWindow), l.base(s)+":par", spendName)
+			spendName, _, _ := l.spendKey(s, "", now)
+			keys = append(keys, l.rateKey(s, "", win), l.rateKey(s, "", win-rateWindow), l.base(s, "")+":par", spendName)
 			maxBudget := "-1"
 			if s.budget.Max != nil {
 				maxBudget = strconv.FormatFloat(*s.budget.Max, 'f', -1, 64)
@@ -368,9 +369,9 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 			args = append(args, s.limits.RPM, s.limits.TPM, s.limits.MaxParallel, maxBudget)
 		}
 		for i := range ds {
-			s := &ds[i]
-			keys = append(keys, l.rateKey(s, win), l.rateKey(s, win-rateWindow), l.base(s)+":par")
-			args = append(args, s.limits.RPM, s.limits.TPM, s.limits.MaxParallel, s.weight)
+			s := deploymentScope(&ds[i])
+			keys = append(keys, l.rateKey(&s, group, win), l.rateKey(&s, group, win-rateWindow), l.base(&s, group)+":par")
+			args = append(args, s.limits.RPM, s.limits.TPM, s.limits.MaxParallel, max(ds[i].Weight, 1))
 		}
 		vals, err := l.admit.Run(ctx, l.c, keys, args...).Slice()
 		res[gi] = groupResult{vals, err}
@@ -418,10 +419,10 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 			continue
 		}
 		if status == 5 {
-			if de := deploymentsError(deps[0].group, deps, dcs, tokens, nowMs, now); de != nil {
+			if de := deploymentsError(group, deps, dcs, tokens, nowMs, now); de != nil {
 				failErr = de
 			} else {
-				failErr = fmt.Errorf("redis rate limit script found no deployment of %s with capacity, which Go does not reproduce", deps[0].group)
+				failErr = fmt.Errorf("redis rate limit script found no deployment of %s with capacity, which Go does not reproduce", group)
 			}
 			continue
 		}
@@ -432,7 +433,7 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 	}
 	for i := range scopes {
 		if scopes[i].budget.Max != nil {
-			_, start, _ := l.spendKey(&scopes[i], now)
+			_, start, _ := l.spendKey(&scopes[i], "", now)
 			l.mem.observeSpend(&scopes[i], start, cs[i].spend)
 		}
 	}
@@ -442,9 +443,9 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 		for _, g := range admitted {
 			counted := scopes[g.lo:g.hi]
 			if g.deps && chosen >= 0 {
-				counted = []scope{deps[chosen]}
+				counted = []scope{deploymentScope(&deps[chosen])}
 			}
-			sub := &Admission{scopes: counted, est: tokens, window: win, member: a.member}
+			sub := &Admission{scopes: counted, group: group, est: tokens, window: win, member: a.member}
 			if err := l.settleRedis(context.WithoutCancel(ctx), sub, true, Outcome{}, now); err != nil {
 				l.queueSettle(sub, 0, now)
 			}
@@ -453,10 +454,10 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes, deps []scope, tok
 	}
 	a.Rate = rateInfo(scopes, cs, tokens, nowMs)
 	if len(deps) > 0 {
-		d := deps[chosen]
+		d := deploymentScope(&deps[chosen])
 		a.Deployment = d.id
 		if !d.limits.IsZero() {
-			a.scopes = append(a.scopes, d)
+			a.scopes, a.group = append(a.scopes, d), group
 		}
 	}
 	return a, nil
@@ -567,9 +568,9 @@ func (l *RedisLimiter) settleRedis(ctx context.Context, a *Admission, rollback b
 		starts := make([]time.Time, len(scopes))
 		for i := range scopes {
 			s := &scopes[i]
-			spendName, start, ttl := l.spendKey(s, now)
+			spendName, start, ttl := l.spendKey(s, a.group, now)
 			starts[i] = start
-			keys = append(keys, l.rateKey(s, a.window), l.base(s)+":par", spendName)
+			keys = append(keys, l.rateKey(s, a.group, a.window), l.base(s, a.group)+":par", spendName)
 			c := ""
 			if !s.budget.IsZero() {
 				c = costArg
@@ -619,10 +620,10 @@ func (l *RedisLimiter) queueSettle(a *Admission, cost float64, now time.Time) {
 	for i := range a.scopes {
 		s := &a.scopes[i]
 		if !a.degrade && s.limits.MaxParallel > 0 {
-			l.q.addRelease(l.base(s)+":par", a.member)
+			l.q.addRelease(l.base(s, a.group)+":par", a.member)
 		}
 		if cost > 0 && !s.budget.IsZero() {
-			name, start, ttl := l.spendKey(s, now)
+			name, start, ttl := l.spendKey(s, a.group, now)
 			if !l.q.addSpend(name, queuedSpend{amount: cost, ttl: ttl, scope: *s, start: start}) {
 				l.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "spend queue full; spend update dropped",
 					slog.String("scope", string(s.kind)), slog.String("scope_id", s.id), slog.Float64("cost_usd", cost))
