@@ -271,3 +271,19 @@ func TestRedisLimiter_DeploymentsWhileDegraded(t *testing.T) {
 		t.Fatalf("stats %+v, want 4 degraded admissions", s)
 	}
 }
+
+// In fail_closed mode a request to a group with hard-limited deployments
+// has limits to check, so it gets ErrUnavailable while Redis is down.
+func TestRedisLimiter_DeploymentsFailClosed(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true})
+	defer c.Close()
+	l := newRedisLimiter(t, c, LimiterConfig{Clock: newFakeClock(t0).Now, Failure: FailClosed})
+	r := depReq(&Key{ID: "k"}, 0, DeploymentLimit{ID: "a", Limits: Limits{MaxParallel: 1}})
+	if _, err := l.Admit(t.Context(), r); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	r.Deployments = nil
+	if _, err := l.Admit(t.Context(), r); err != nil {
+		t.Fatalf("a request without any limit: %v", err)
+	}
+}
