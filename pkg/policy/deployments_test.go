@@ -62,7 +62,7 @@ func TestLimiter_DeploymentLimits(t *testing.T) {
 			}
 			_, err := l.Admit(t.Context(), r)
 			de := wantDeploymentsError(t, err, LimitRPM, LimitRPM)
-			if !strings.Contains(de.Error(), "model group g") || !strings.Contains(de.Error(), "a reached its rpm_limit of 2") {
+			if !strings.Contains(de.Error(), "model group g") || !strings.Contains(de.Error(), "a reached its rpm of 2") {
 				t.Fatalf("message %q names neither the group nor the limit", de.Error())
 			}
 		})

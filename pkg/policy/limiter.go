@@ -71,10 +71,21 @@ func (e *DeploymentsError) Error() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s reached its %s of %d", le.ID, le.Limit, le.Max)
+		fmt.Fprintf(&b, "%s reached its %s of %d", le.ID, deploymentField(le.Limit), le.Max)
 	}
 	fmt.Fprintf(&b, "); retry after %ds", int64(e.RetryAfter/time.Second))
 	return b.String()
+}
+
+// deploymentField is a limit's name in a deployment's litellm_params.
+func deploymentField(k LimitKind) string {
+	switch k {
+	case LimitRPM:
+		return "rpm"
+	case LimitTPM:
+		return "tpm"
+	}
+	return string(k)
 }
 
 // Binding is the limit of the deployment that frees up soonest, for

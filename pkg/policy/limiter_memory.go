@@ -145,7 +145,7 @@ func (m *MemoryLimiter) Admit(_ context.Context, r Request) (*Admission, error) 
 	return m.admit(scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens)
 }
 
-// rate returns id's counters rolled to nowMs; callers hold mu.
+// rate returns s's counters rolled to nowMs; callers hold mu.
 func (m *MemoryLimiter) rate(s *scope, nowMs int64) *memRate {
 	id := scopeID{s.kind, s.id}
 	rt := m.rates[id]
