@@ -302,7 +302,7 @@ func (r *routerStream) admit(ctx context.Context, bodySize int) error {
 	}
 	adm, err := lim.Admit(ctx, policy.Request{Key: r.key, ModelGroup: r.group.Name,
 		ModelGroupLimits: r.rt.GroupLimits[r.group.Name], EstimatedTokens: int64(bodySize / 4),
-		Deployments: r.rt.DeploymentLimits[r.group.Name]})
+		Deployments: r.srv.avoided.filter(r.rt.DeploymentLimits[r.group.Name], r.srv.opts.Now)})
 	var le *policy.LimitError
 	var be *policy.BudgetError
 	var de *policy.DeploymentsError
@@ -370,6 +370,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		} else {
 			r.deployment = d
 			r.attempts = attemptCount(hm)
+			r.noteSkipped(d)
 			if r.group != nil && d.ModelGroup != r.group.Name {
 				r.srv.opts.Metrics.FallbackTaken(r.group.Name, d.ModelGroup)
 			}
@@ -403,6 +404,21 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		resp.ModeOverride = streamedResponseMode
 	}
 	return resp
+}
+
+// noteSkipped notices a pinned request answered on its first attempt by
+// another deployment than the pinned one: Envoy had no healthy host at the
+// pinned pool's priority 0, so admission avoids that deployment for a
+// while (docs/design.md, D5).
+func (r *routerStream) noteSkipped(answered *routing.Deployment) {
+	a := r.admission
+	if a == nil || a.Deployment == "" || a.Deployment == answered.ID || r.attempts != 1 {
+		return
+	}
+	if r.srv.avoided.skip(a.Deployment, r.srv.opts.Now()) {
+		r.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "envoy skipped a pinned deployment; admission avoids it for a while",
+			slog.String("deployment", a.Deployment), slog.String("answered_by", answered.ID), slog.Duration("for", avoidFor))
+	}
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
