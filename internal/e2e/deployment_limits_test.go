@@ -119,6 +119,81 @@ func TestDeploymentLimits_PinnedToCapacity(t *testing.T) {
 	}
 }
 
+// TestDeploymentLimits_EjectedDeploymentIsAvoided: once Envoy ejects a
+// deployment, a request pinned to it is answered by its sibling on the
+// first attempt; admission then stops picking it, so the sibling's own
+// limit holds instead of taking the ejected deployment's traffic
+// uncounted.
+func TestDeploymentLimits_EjectedDeploymentIsAvoided(t *testing.T) {
+	const cfg = `
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18091/v1", api_key: sk-fake-openai, max_parallel_requests: 10}
+    model_info: {id: dep-a}
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18092/v1", api_key: sk-fake-openai, max_parallel_requests: 1}
+    model_info: {id: dep-b}
+keys:
+  - {id: demo, key: sk-tollgate-demo}
+`
+	a := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
+	b := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
+	f, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.Build(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := policy.NewMemoryLimiter(policy.LimiterConfig{Rand: func() float64 { return 0 }})
+	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
+	sim := startSim(t, "../../examples/xds/envoy.yaml", map[string]string{
+		"127.0.0.1:18000": startXDS(t, []byte(cfg)),
+		"127.0.0.1:50051": startExtProc(t, rt, extproc.Options{Limiter: lim}),
+		"127.0.0.1:18091": hostOf(a.URL()),
+		"127.0.0.1:18092": hostOf(b.URL()),
+	})
+	client := openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
+	params := userMessage("ejected")
+	params.Model = "gpt-4o"
+	call := func() (string, string, error) {
+		var resp *http.Response
+		_, err := client.Chat.Completions.New(t.Context(), params, option.WithResponseInto(&resp))
+		if err != nil {
+			return "", "", err
+		}
+		return resp.Header.Get("x-tollgate-deployment"), resp.Header.Get("x-envoy-attempt-count"), nil
+	}
+
+	// Three 5xx in a row eject dep-a from its pinned pool (consecutive_5xx:
+	// 3); each is retried on dep-b.
+	a.Enqueue(fakeprovider.Step{Status: 503}, fakeprovider.Step{Status: 503}, fakeprovider.Step{Status: 503})
+	for i := range 3 {
+		if d, attempts, err := call(); err != nil || d != "dep-b" || attempts != "2" {
+			t.Fatalf("request %d: %q after %s attempts, %v; want dep-b on the retry", i, d, attempts, err)
+		}
+	}
+	// Pinned to dep-a once more, Envoy skips it: dep-b on the first try.
+	if d, attempts, err := call(); err != nil || d != "dep-b" || attempts != "1" {
+		t.Fatalf("request to the ejected deployment: %q after %s attempts, %v", d, attempts, err)
+	}
+	if got := len(a.Requests()); got != 3 {
+		t.Fatalf("dep-a received %d requests while ejected, want 3", got)
+	}
+	// Admission now picks dep-b, whose one slot a slow request takes; the
+	// next request is refused instead of reaching dep-b uncounted.
+	b.Enqueue(fakeprovider.Step{Delay: 2 * time.Second})
+	go func() { _, _, _ = call() }()
+	waitRequests(t, b, 5)
+	_, _, err = call()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests ||
+		!strings.Contains(apiErr.Message, "dep-b reached its max_parallel_requests of 1") {
+		t.Fatalf("request while dep-a is avoided and dep-b busy: %v", err)
+	}
+}
+
 // waitRequests waits until f has received n requests.
 func waitRequests(t *testing.T, f *fakeprovider.Server, n int) {
 	t.Helper()
