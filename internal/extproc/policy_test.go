@@ -153,7 +153,7 @@ func TestRouter_DeploymentLimits(t *testing.T) {
 	if imm != nil || !pinned[first] {
 		t.Fatalf("first request: pool %q, %v", first, imm)
 	}
-	second, imm, _ := poolOf(t, c)
+	second, imm, s2 := poolOf(t, c)
 	if imm != nil || !pinned[second] || second == first {
 		t.Fatalf("second request: pool %q (first %q), %v; want the sibling's pinned pool", second, first, imm)
 	}
@@ -174,6 +174,25 @@ func TestRouter_DeploymentLimits(t *testing.T) {
 	spend.wait(t, 2) // the first request and the rejected one
 	if again, imm, _ := poolOf(t, c); imm != nil || again != first {
 		t.Fatalf("after the first request ended: pool %q, %v; want %q", again, imm, first)
+	}
+	// The second request's provider fails: its slot is released too.
+	secondID := strings.TrimPrefix(second, "tollgate_pool_limited_pin_")
+	for _, m := range []*extprocv3.ProcessingRequest{
+		respHeadersFromAttempt(secondID, 1, ":status", "503", "content-type", "application/json"),
+		respBody(`{"error":{"message":"overloaded","type":"server_error"}}`, true),
+	} {
+		if err := s2.Send(m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s2.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2.CloseSend()
+	s2.Recv()
+	spend.wait(t, 3)
+	if again, imm, _ := poolOf(t, c); imm != nil || again != second {
+		t.Fatalf("after the second request's provider failed: pool %q, %v; want %q", again, imm, second)
 	}
 }
 
