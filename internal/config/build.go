@@ -33,7 +33,11 @@ type Runtime struct {
 	MasterKey string
 	// GroupLimits are the model groups' limits by group name.
 	GroupLimits map[string]policy.Limits
-	Policy      Policy
+	// DeploymentLimits are, for each group with a hard-limited deployment
+	// (and only those), all its deployments with their hard limits and
+	// weights, for admission to pick from.
+	DeploymentLimits map[string][]policy.DeploymentLimit
+	Policy           Policy
 	// Tracing is the tracer's configuration; Endpoint "" means off. Read
 	// once at start.
 	Tracing tracing.Config
@@ -168,6 +172,11 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 			RPM:        m.LiteLLMParams.RPM,
 			TPM:        m.LiteLLMParams.TPM,
 			Order:      m.LiteLLMParams.Order,
+
+			MaxParallel: m.LiteLLMParams.MaxParallelRequests,
+		}
+		if f.RouterSettings.hardRateLimits() {
+			d.HardRPM, d.HardTPM = d.RPM, d.TPM
 		}
 		d.Credentials = cl.creds
 		if dp := m.LiteLLMParams.DropParams; dp != nil {
@@ -232,6 +241,10 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 		}
 		groupLimits[group] = policy.Limits{RPM: l.RPMLimit, TPM: l.TPMLimit, MaxParallel: l.MaxParallelRequests}
 	}
+	var deploymentLimits map[string][]policy.DeploymentLimit
+	if routes != nil {
+		deploymentLimits = deploymentLimitsOf(routes)
+	}
 	keys, err := policy.NewKeys(static)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("keys: %w", err))
@@ -253,7 +266,26 @@ func (f *File) Build(env func(string) (string, bool)) (*Runtime, error) {
 	}
 	return &Runtime{Tracing: tc, Server: f.Server, Routes: routes, Keys: keys, Prices: prices,
 		Accounting: f.Accounting, Redis: f.Redis, RedisPassword: redisPassword,
-		MasterKey: masterKey, GroupLimits: groupLimits, Policy: f.Policy}, nil
+		MasterKey: masterKey, GroupLimits: groupLimits, DeploymentLimits: deploymentLimits, Policy: f.Policy}, nil
+}
+
+// deploymentLimitsOf lists the deployments of each pinned group, weighted
+// as their Envoy endpoints are.
+func deploymentLimitsOf(routes *routing.Table) map[string][]policy.DeploymentLimit {
+	out := map[string][]policy.DeploymentLimit{}
+	for _, g := range routes.Groups() {
+		if !g.Pinned {
+			continue
+		}
+		weights := routing.Weights(g.Deployments)
+		ds := make([]policy.DeploymentLimit, len(g.Deployments))
+		for i, d := range g.Deployments {
+			ds[i] = policy.DeploymentLimit{ID: d.ID, Weight: weights[i],
+				Limits: policy.Limits{RPM: d.HardRPM, TPM: d.HardTPM, MaxParallel: d.MaxParallel}}
+		}
+		out[g.Name] = ds
+	}
+	return out
 }
 
 // priceTable builds the price table: built-in prices, the prices file, and

@@ -215,12 +215,17 @@ type LiteLLMParams struct {
 	// a secret reference; empty means https://login.microsoftonline.com.
 	AzureAuthorityHost string `yaml:"azure_authority_host"`
 	// RPM, TPM and Weight are LiteLLM's simple-shuffle inputs; the xDS
-	// server derives Envoy endpoint weights from them. Order is LiteLLM's
-	// priority within the group.
+	// server derives Envoy endpoint weights from them. RPM and TPM are hard
+	// limits too under router_settings.enable_pre_call_checks or a
+	// usage-based routing_strategy. Order is LiteLLM's priority within the
+	// group.
 	RPM    int64   `yaml:"rpm"`
 	TPM    int64   `yaml:"tpm"`
 	Weight float64 `yaml:"weight"`
 	Order  int     `yaml:"order"`
+	// MaxParallelRequests is always a hard limit on this deployment's
+	// requests in flight; zero means none.
+	MaxParallelRequests int64 `yaml:"max_parallel_requests"`
 	// Prices in USD per token, overriding the price table for this
 	// deployment (LiteLLM's names). Unset keeps the table's price.
 	InputCostPerToken           *float64 `yaml:"input_cost_per_token"`
@@ -246,6 +251,24 @@ type RouterSettings struct {
 	Fallbacks       []map[string][]string `yaml:"fallbacks"`
 	// ModelGroupLimits are each group's limits across all keys.
 	ModelGroupLimits map[string]GroupLimits `yaml:"model_group_limits"`
+	// EnablePreCallChecks and the usage-based RoutingStrategy values make
+	// deployments' rpm and tpm hard limits, as LiteLLM's pre-call RPM check
+	// and usage-based routing skip deployments at their limit. Otherwise
+	// rpm and tpm are weights only (simple-shuffle, the default).
+	EnablePreCallChecks bool   `yaml:"enable_pre_call_checks"`
+	RoutingStrategy     string `yaml:"routing_strategy"`
+}
+
+// Routing strategies: LiteLLM's names Tollgate implements.
+const (
+	strategySimpleShuffle = "simple-shuffle"
+	strategyUsageBased    = "usage-based-routing"
+	strategyUsageBasedV2  = "usage-based-routing-v2"
+)
+
+// hardRateLimits reports whether deployments' rpm and tpm are hard limits.
+func (r RouterSettings) hardRateLimits() bool {
+	return r.EnablePreCallChecks || r.RoutingStrategy == strategyUsageBased || r.RoutingStrategy == strategyUsageBasedV2
 }
 
 // LiteLLMSettings as in LiteLLM.
@@ -416,6 +439,9 @@ func (f *File) validate(env func(string) (string, bool)) error {
 		if m.LiteLLMParams.RPM < 0 || m.LiteLLMParams.TPM < 0 || m.LiteLLMParams.Order < 0 {
 			add(p+".litellm_params", "rpm, tpm and order must not be negative")
 		}
+		if m.LiteLLMParams.MaxParallelRequests < 0 {
+			add(p+".litellm_params.max_parallel_requests", "must not be negative")
+		}
 		for name, v := range m.LiteLLMParams.prices() {
 			if v != nil && (*v < 0 || math.IsNaN(*v) || math.IsInf(*v, 0)) {
 				add(p+".litellm_params."+name, "must be a finite price, not negative")
@@ -448,6 +474,14 @@ func (f *File) validate(env func(string) (string, bool)) error {
 	}
 	if f.Policy.KeyCacheTTL < 0 || f.Policy.ParallelSlotLease < 0 {
 		add("policy", "durations must not be negative")
+	}
+	switch rs := f.RouterSettings.RoutingStrategy; rs {
+	case "", strategySimpleShuffle, strategyUsageBased, strategyUsageBasedV2:
+	case "least-busy", "latency-based-routing", "cost-based-routing":
+		add("router_settings.routing_strategy", "%q is a LiteLLM strategy Tollgate does not implement; use %s (Envoy weights), %s or %s (hard rpm/tpm limits per deployment)",
+			rs, strategySimpleShuffle, strategyUsageBased, strategyUsageBasedV2)
+	default:
+		add("router_settings.routing_strategy", "%q is not a routing strategy; use %s, %s or %s", rs, strategySimpleShuffle, strategyUsageBased, strategyUsageBasedV2)
 	}
 	for group, l := range f.RouterSettings.ModelGroupLimits {
 		if l.RPMLimit < 0 || l.TPMLimit < 0 || l.MaxParallelRequests < 0 {

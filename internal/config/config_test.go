@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/pkg/policy"
 	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
@@ -156,6 +158,10 @@ func TestBuild_Rejects(t *testing.T) {
 		{"duplicate deployment id", "model_list: [{model_name: m, litellm_params: {model: openai/x}, model_info: {id: d}}, {model_name: n, litellm_params: {model: openai/y}, model_info: {id: d}}]\n" + okKey, "deployment id \"d\" is used twice"},
 		{"fallback to unknown group", okModel + okKey + "router_settings: {fallbacks: [{m: [nope]}]}", "fallback \"nope\" of model group \"m\""},
 		{"alias to unknown group", okModel + okKey + "router_settings: {model_group_alias: {a: nope}}", "alias \"a\" names unknown model group"},
+		{"unknown routing strategy", okModel + okKey + "router_settings: {routing_strategy: fastest}", "router_settings.routing_strategy: \"fastest\" is not a routing strategy"},
+		{"unimplemented routing strategy", okModel + okKey + "router_settings: {routing_strategy: least-busy}", "router_settings.routing_strategy: \"least-busy\" is a LiteLLM strategy Tollgate does not implement"},
+		{"negative deployment parallel", "model_list: [{model_name: m, litellm_params: {model: openai/x, max_parallel_requests: -1}}]\n" + okKey, "model_list[0].litellm_params.max_parallel_requests: must not be negative"},
+		{"pinned pool clashes with a pool", "model_list: [{model_name: a, litellm_params: {model: openai/x, max_parallel_requests: 1}, model_info: {id: x}}, {model_name: a_pin_x, litellm_params: {model: openai/y}}]\n" + okKey, "both map to Envoy cluster \"tollgate_pool_a_pin_x\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := Parse([]byte(tc.yaml))
@@ -262,5 +268,60 @@ keys: [{key: sk-1}]
 	b := rt.LabelBounds()
 	if len(b.ModelGroups) != 1 || b.Deployments[0] != "ft" || b.Providers[0] != "openai" {
 		t.Errorf("bounds = %+v", b)
+	}
+}
+
+// Deployment rpm and tpm are hard limits only under pre-call checks or a
+// usage-based strategy; max_parallel_requests always is. Only groups with
+// a hard limit are pinned and listed for admission.
+func TestBuild_DeploymentLimits(t *testing.T) {
+	const models = `model_list:
+  - {model_name: m, litellm_params: {model: openai/a, rpm: 300, tpm: 9000}, model_info: {id: a}}
+  - {model_name: m, litellm_params: {model: openai/b, rpm: 100}, model_info: {id: b}}
+  - {model_name: p, litellm_params: {model: openai/c, max_parallel_requests: 4}, model_info: {id: c}}
+  - {model_name: p, litellm_params: {model: openai/d}, model_info: {id: d}}
+  - {model_name: free, litellm_params: {model: openai/e}, model_info: {id: e}}
+keys: [{key: sk-1}]
+`
+	for _, tc := range []struct {
+		name, settings string
+		hardRate       bool
+	}{
+		{"default", "", false},
+		{"simple-shuffle", "router_settings: {routing_strategy: simple-shuffle}", false},
+		{"pre-call checks", "router_settings: {enable_pre_call_checks: true}", true},
+		{"usage-based-routing", "router_settings: {routing_strategy: usage-based-routing}", true},
+		{"usage-based-routing-v2", "router_settings: {routing_strategy: usage-based-routing-v2}", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(models + tc.settings))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt, err := f.Build(envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]policy.DeploymentLimit{
+				"p": {{ID: "c", Limits: policy.Limits{MaxParallel: 4}}, {ID: "d"}},
+			}
+			if tc.hardRate {
+				want["m"] = []policy.DeploymentLimit{
+					{ID: "a", Weight: 1000, Limits: policy.Limits{RPM: 300, TPM: 9000}},
+					{ID: "b", Weight: 333, Limits: policy.Limits{RPM: 100}},
+				}
+			}
+			if !reflect.DeepEqual(rt.DeploymentLimits, want) {
+				t.Fatalf("DeploymentLimits = %+v, want %+v", rt.DeploymentLimits, want)
+			}
+			for _, g := range rt.Routes.Groups() {
+				_, limited := want[g.Name]
+				for _, d := range g.Deployments {
+					if pinned := d.PinnedPool != ""; g.Pinned != limited || pinned != limited {
+						t.Errorf("group %s deployment %s: pinned %v, pool %q; want pinned %v", g.Name, d.ID, g.Pinned, d.PinnedPool, limited)
+					}
+				}
+			}
+		})
 	}
 }

@@ -62,6 +62,7 @@ func classify(err error) (apiError, bool) {
 	var ire *transform.InvalidRequestError
 	var pe *transform.ProviderError
 	var le *policy.LimitError
+	var de *policy.DeploymentsError
 	var be *policy.BudgetError
 	switch {
 	case errors.As(err, &re):
@@ -72,6 +73,8 @@ func classify(err error) (apiError, bool) {
 		return apiError{Status: pe.Status, Type: pe.Type, Code: pe.Code, Param: pe.Param, Message: pe.Message}, true
 	case errors.As(err, &le):
 		return apiError{http.StatusTooManyRequests, transform.ErrorTypeRateLimit, "rate_limit_exceeded", "", le.Error(), le.RetryAfter}, true
+	case errors.As(err, &de):
+		return apiError{http.StatusTooManyRequests, transform.ErrorTypeRateLimit, "rate_limit_exceeded", "", de.Error(), de.RetryAfter}, true
 	case errors.As(err, &be):
 		retry := time.Duration(0)
 		if !be.ResetAt.IsZero() {

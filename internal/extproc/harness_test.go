@@ -60,9 +60,15 @@ func startServer(t testing.TB) extprocv3.ExternalProcessorClient {
 // are fixed.
 func startServerWith(t testing.TB, o Options) extprocv3.ExternalProcessorClient {
 	t.Helper()
+	return startServerOn(t, testRuntime(t), o)
+}
+
+// startServerOn is startServerWith on another config.
+func startServerOn(t testing.TB, rt *config.Runtime, o Options) extprocv3.ExternalProcessorClient {
+	t.Helper()
 	o.Now = func() time.Time { return time.Unix(1700000000, 0) }
 	o.NewRequestID = func() string { return "generated-id" }
-	srv := New(testRuntime(t), o)
+	srv := New(rt, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -211,7 +211,7 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (
 		return nil, err
 	}
 	var m mutation
-	m.set(headerPool, group.Pool)
+	m.set(headerPool, r.pool())
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
 			// The route was chosen before the pool header existed; clearing
@@ -291,25 +291,42 @@ func readRequestFields(body []byte, ep endpoint) (requestFields, error) {
 }
 
 // admit checks and counts the request against its key's, team's and model
-// group's limits and budgets. The TPM check uses a cheap estimate (about
-// four bytes a token); the real usage corrects it when the request ends.
+// group's limits and budgets and, in a group with hard-limited
+// deployments, picks a deployment with capacity in the same step. The TPM
+// check uses a cheap estimate (about four bytes a token); the real usage
+// corrects it when the request ends.
 func (r *routerStream) admit(ctx context.Context, bodySize int) error {
 	lim := r.srv.opts.Limiter
 	if lim == nil {
 		return nil
 	}
 	adm, err := lim.Admit(ctx, policy.Request{Key: r.key, ModelGroup: r.group.Name,
-		ModelGroupLimits: r.rt.GroupLimits[r.group.Name], EstimatedTokens: int64(bodySize / 4)})
+		ModelGroupLimits: r.rt.GroupLimits[r.group.Name], EstimatedTokens: int64(bodySize / 4),
+		Deployments: r.srv.avoided.filter(r.rt.DeploymentLimits[r.group.Name], r.srv.opts.Now)})
 	var le *policy.LimitError
 	var be *policy.BudgetError
+	var de *policy.DeploymentsError
 	switch {
 	case errors.As(err, &le):
 		r.srv.opts.Metrics.LimitRejected(string(le.Scope), limitMetricName(le.Limit))
+	case errors.As(err, &de):
+		r.srv.opts.Metrics.LimitRejected(string(policy.ScopeDeployment), limitMetricName(de.Binding().Limit))
 	case errors.As(err, &be):
 		r.srv.opts.Metrics.BudgetRejected(string(be.Scope))
 	}
 	r.admission = adm
 	return err
+}
+
+// pool is the Envoy cluster the request goes to: the pinned pool of the
+// deployment admission picked, else the group's pool.
+func (r *routerStream) pool() string {
+	if a := r.admission; a != nil && a.Deployment != "" {
+		if d, err := r.rt.Routes.Deployment(a.Deployment); err == nil && d.PinnedPool != "" {
+			return d.PinnedPool
+		}
+	}
+	return r.group.Pool
 }
 
 // limitMetricName is the metric label of a limit kind.
@@ -353,6 +370,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		} else {
 			r.deployment = d
 			r.attempts = attemptCount(hm)
+			r.noteSkipped(d)
 			if r.group != nil && d.ModelGroup != r.group.Name {
 				r.srv.opts.Metrics.FallbackTaken(r.group.Name, d.ModelGroup)
 			}
@@ -386,6 +404,21 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 		resp.ModeOverride = streamedResponseMode
 	}
 	return resp
+}
+
+// noteSkipped notices a pinned request answered on its first attempt by
+// another deployment than the pinned one: Envoy had no healthy host at the
+// pinned pool's priority 0, so admission avoids that deployment for a
+// while (docs/design.md, D5).
+func (r *routerStream) noteSkipped(answered *routing.Deployment) {
+	a := r.admission
+	if a == nil || a.Deployment == "" || a.Deployment == answered.ID || r.attempts != 1 {
+		return
+	}
+	if r.srv.avoided.skip(a.Deployment, r.srv.opts.Now()) {
+		r.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "envoy skipped a pinned deployment; admission avoids it for a while",
+			slog.String("deployment", a.Deployment), slog.String("answered_by", answered.ID), slog.Duration("for", avoidFor))
+	}
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
@@ -613,7 +646,11 @@ func (r *routerStream) finish(ctx context.Context) {
 	// The parallel slot is released and the budget charged however the
 	// request ended (the stream's context may be gone already), before the
 	// spend record makes the request visible as finished.
-	r.admission.Done(context.WithoutCancel(ctx), policy.Outcome{Tokens: r.usage.TotalTokens(), Cost: r.cost})
+	o := policy.Outcome{Tokens: r.usage.TotalTokens(), Cost: r.cost}
+	if r.deployment != nil {
+		o.Deployment = r.deployment.ID
+	}
+	r.admission.Done(context.WithoutCancel(ctx), o)
 	r.account()
 	if !r.srv.log.Enabled(ctx, slog.LevelInfo) {
 		return

@@ -32,6 +32,7 @@ type Server struct {
 	runtime atomic.Pointer[config.Runtime]
 	log     *slog.Logger
 	opts    Options
+	avoided avoided
 }
 
 // Options are the Server's injected dependencies. Zero values take defaults.

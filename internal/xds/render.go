@@ -5,14 +5,17 @@
 // tollgate_pool_<group>, priority 0 the group's deployments, priorities 1..
 // its fallback groups' deployments, endpoint metadata tollgate.deployment,
 // and the upstream ext_proc filter in the cluster's HttpProtocolOptions.
+// A group with a hard-limited deployment also gets one pinned pool per
+// deployment (routing.PinnedPoolName): priority 0 that deployment alone,
+// then the group's other deployments, then the fallbacks.
 package xds
 
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,12 +74,6 @@ const (
 	httpProtocolOptionsKey        = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
-// maxEndpointWeight is the weight of a group's heaviest deployment; the
-// others get their share of it. 1000 keeps three significant digits of a
-// LiteLLM float weight while the sum of a priority stays far below Envoy's
-// uint32 limit.
-const maxEndpointWeight = 1000
-
 // RenderOptions are the settings of the rendered pool clusters. Every zero
 // value takes the matching Default constant.
 type RenderOptions struct {
@@ -117,7 +114,7 @@ func (o RenderOptions) withDefaults() RenderOptions {
 }
 
 // Render builds one pool cluster per model group of rt, in group name
-// order. The output is deterministic: the same rt and opts give resources
+// order, each followed by the group's pinned pools in deployment order. The output is deterministic: the same rt and opts give resources
 // that marshal (deterministically) to the same bytes, so their hash can be
 // the snapshot version. Every cluster and every message packed in it has
 // passed ValidateAll.
@@ -143,16 +140,33 @@ func Render(rt *config.Runtime, opts RenderOptions) ([]types.Resource, error) {
 	for _, g := range groups {
 		byName[g.Name] = g
 	}
-	// routing.NewTable guarantees every group its own pool name.
+	// routing.NewTable guarantees every pool, pinned or not, its own name.
+	parts := poolParts{protocol: protocol, tls: tls, plaintext: plaintext}
 	var errs []error
 	out := make([]types.Resource, 0, len(groups))
 	for _, g := range groups {
-		c, err := renderPool(g, byName, opts, poolParts{protocol: protocol, tls: tls, plaintext: plaintext})
+		levels, err := poolLevels(g, byName)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pool %s: %w", g.Pool, err))
+			continue
+		}
+		c, err := renderCluster(g.Pool, levels, opts, parts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pool %s: %w", g.Pool, err))
 			continue
 		}
 		out = append(out, c)
+		if !g.Pinned {
+			continue
+		}
+		for i, d := range g.Deployments {
+			c, err := renderCluster(d.PinnedPool, pinnedLevels(levels, i), opts, parts)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pinned pool %s: %w", d.PinnedPool, err))
+				continue
+			}
+			out = append(out, c)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -178,10 +192,18 @@ type endpointSpec struct {
 	weight   uint32
 }
 
-func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderOptions, parts poolParts) (*clusterv3.Cluster, error) {
-	// Priority 0 is the group, then each fallback once: a repeated fallback
-	// would only give Envoy the same deployments again.
-	order := []*routing.Group{g}
+// level is one priority of a pool: deployments with their endpoint
+// weights (zero: no weight, an equal share).
+type level struct {
+	ds      []*routing.Deployment
+	weights []uint32
+}
+
+// poolLevels are a group's pool priorities: the group, then each fallback
+// once (a repeated fallback would only give Envoy the same deployments
+// again).
+func poolLevels(g *routing.Group, byName map[string]*routing.Group) ([]level, error) {
+	levels := []level{{g.Deployments, routing.Weights(g.Deployments)}}
 	seen := map[string]bool{g.Name: true}
 	for _, name := range g.Fallbacks {
 		if seen[name] {
@@ -192,20 +214,40 @@ func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderO
 		if !ok {
 			return nil, fmt.Errorf("fallback %q is not a model group", name)
 		}
-		order = append(order, fb)
+		levels = append(levels, level{fb.Deployments, routing.Weights(fb.Deployments)})
 	}
+	return levels, nil
+}
 
+// pinnedLevels are the priorities of the pinned pool of the i-th
+// deployment of the pool with levels: that deployment alone, then its
+// siblings with their pool weights (left out when there are none, as
+// Envoy's priorities must not leave a gap), then the fallbacks. Retries
+// and priority fallback then work as in the pool after the first attempt.
+func pinnedLevels(levels []level, i int) []level {
+	g := levels[0]
+	out := []level{{g.ds[i : i+1], []uint32{0}}}
+	if len(g.ds) > 1 {
+		out = append(out, level{
+			ds:      append(slices.Clone(g.ds[:i]), g.ds[i+1:]...),
+			weights: append(slices.Clone(g.weights[:i]), g.weights[i+1:]...),
+		})
+	}
+	return append(out, levels[1:]...)
+}
+
+// renderCluster builds one pool cluster with the given priorities.
+func renderCluster(name string, levels []level, opts RenderOptions, parts poolParts) (*clusterv3.Cluster, error) {
 	var specs []endpointSpec
 	anyHTTPS, anyPlain, allIP := false, false, true
-	for prio, grp := range order {
-		weights := groupWeights(grp.Deployments)
-		for i, d := range grp.Deployments {
+	for prio, lv := range levels {
+		for i, d := range lv.ds {
 			s, err := endpointFor(d)
 			if err != nil {
 				return nil, err
 			}
 			s.priority = uint32(prio)
-			s.weight = weights[i]
+			s.weight = lv.weights[i]
 			anyHTTPS = anyHTTPS || s.https
 			anyPlain = anyPlain || !s.https
 			allIP = allIP && s.ip
@@ -214,7 +256,7 @@ func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderO
 	}
 
 	c := &clusterv3.Cluster{
-		Name:           g.Pool,
+		Name:           name,
 		ConnectTimeout: durationpb.New(opts.ConnectTimeout),
 		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
 		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{
@@ -250,7 +292,7 @@ func renderPool(g *routing.Group, byName map[string]*routing.Group, opts RenderO
 		}
 	}
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
-		ClusterName: g.Pool,
+		ClusterName: name,
 		Policy: &endpointv3.ClusterLoadAssignment_Policy{
 			OverprovisioningFactor: wrapperspb.UInt32(overprovisioningFactor),
 		},
@@ -323,37 +365,6 @@ func endpointFor(d *routing.Deployment) (endpointSpec, error) {
 	_, err = netip.ParseAddr(s.host)
 	s.ip = err == nil
 	return s, nil
-}
-
-// groupWeights turns LiteLLM's simple-shuffle inputs into Envoy endpoint
-// weights for one group (one priority): weight when any deployment of the
-// group sets it, else rpm, else tpm, else none (nil weights, Envoy's equal
-// share). LiteLLM decides by the first healthy deployment only; deciding by
-// the whole group gives the same answer for any consistent config without
-// depending on health. A deployment missing the chosen input gets weight 1,
-// the smallest Envoy allows (LiteLLM would give it 0).
-func groupWeights(ds []*routing.Deployment) []uint32 {
-	pick := []func(*routing.Deployment) float64{
-		func(d *routing.Deployment) float64 { return d.Weight },
-		func(d *routing.Deployment) float64 { return float64(d.RPM) },
-		func(d *routing.Deployment) float64 { return float64(d.TPM) },
-	}
-	for _, value := range pick {
-		top := 0.0
-		for _, d := range ds {
-			top = math.Max(top, value(d))
-		}
-		if top <= 0 {
-			continue
-		}
-		out := make([]uint32, len(ds))
-		for i, d := range ds {
-			w := math.Round(value(d) / top * maxEndpointWeight)
-			out[i] = uint32(max(w, 1))
-		}
-		return out
-	}
-	return make([]uint32, len(ds))
 }
 
 // poolProtocolOptions is the HttpProtocolOptions every pool carries: HTTP/1.1

@@ -171,6 +171,11 @@ func TestRender_PassesStrictBootstrapValidation(t *testing.T) {
 			dep("b", "b1", "anthropic/claude", "http://[::1]:9000", "rpm: 600"),
 			dep("c", "c1", "openai/gpt-4o-mini", "http://127.0.0.1:8081/v1", ""),
 		) + "router_settings:\n  fallbacks:\n    - a: [b, c]\n"},
+		{"pinned pools", cfg(
+			dep("a", "a1", "openai/gpt-4o", "https://api.openai.com/v1", "max_parallel_requests: 3"),
+			dep("a", "a2", "openai/gpt-4o", "http://10.0.0.1:8080/v1", "rpm: 60"),
+			dep("b", "b1", "anthropic/claude", "http://[::1]:9000", ""),
+		) + "router_settings:\n  enable_pre_call_checks: true\n  fallbacks:\n    - a: [b]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,6 +342,75 @@ func TestRender_Pools(t *testing.T) {
 			},
 		},
 		{
+			name: "pinned pools: the deployment alone, then its weighted siblings, then the fallbacks",
+			yaml: cfg(
+				dep("a", "a1", "openai/gpt-4o", openai, "rpm: 900"),
+				dep("a", "a2", "openai/gpt-4o", openai, "rpm: 300"),
+				dep("a", "a3", "openai/gpt-4o", openai, "max_parallel_requests: 2"),
+				dep("b", "b1", "anthropic/claude", anthropic, ""),
+			) + "router_settings:\n  fallbacks:\n    - a: [b]\n",
+			want: map[string]pool{
+				"tollgate_pool_a": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{
+					{0, "a1", "api.openai.com", 443, 1000, false},
+					{0, "a2", "api.openai.com", 443, 333, false},
+					{0, "a3", "api.openai.com", 443, 1, false},
+					{1, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_a_pin_a1": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{
+					{0, "a1", "api.openai.com", 443, 0, false},
+					{1, "a2", "api.openai.com", 443, 333, false},
+					{1, "a3", "api.openai.com", 443, 1, false},
+					{2, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_a_pin_a2": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{
+					{0, "a2", "api.openai.com", 443, 0, false},
+					{1, "a1", "api.openai.com", 443, 1000, false},
+					{1, "a3", "api.openai.com", 443, 1, false},
+					{2, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_a_pin_a3": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{
+					{0, "a3", "api.openai.com", 443, 0, false},
+					{1, "a1", "api.openai.com", 443, 1000, false},
+					{1, "a2", "api.openai.com", 443, 333, false},
+					{2, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_b": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{{0, "b1", "api.anthropic.com", 443, 0, false}}},
+			},
+		},
+		{
+			name: "pinned pool of a single deployment: the fallbacks follow at priority 1",
+			yaml: cfg(
+				dep("a", "a1", "openai/gpt-4o", "http://127.0.0.1:8080/v1", "max_parallel_requests: 1"),
+				dep("b", "b1", "anthropic/claude", anthropic, ""),
+			) + "router_settings:\n  fallbacks:\n    - a: [b]\n",
+			want: map[string]pool{
+				"tollgate_pool_a": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Matches: 1, Endpoints: []ep{
+					{0, "a1", "127.0.0.1", 8080, 0, true},
+					{1, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_a_pin_a1": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Matches: 1, Endpoints: []ep{
+					{0, "a1", "127.0.0.1", 8080, 0, true},
+					{1, "b1", "api.anthropic.com", 443, 0, false},
+				}},
+				"tollgate_pool_b": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{{0, "b1", "api.anthropic.com", 443, 0, false}}},
+			},
+		},
+		{
+			name: "rpm is a weight only without pre-call checks: no pinned pools",
+			yaml: cfg(dep("a", "a1", "openai/gpt-4o", openai, "rpm: 10")),
+			want: map[string]pool{
+				"tollgate_pool_a": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{{0, "a1", "api.openai.com", 443, 1000, false}}},
+			},
+		},
+		{
+			name: "rpm is a hard limit under usage-based routing: pinned pools",
+			yaml: cfg(dep("a", "a1", "openai/gpt-4o", openai, "rpm: 10")) + "router_settings: {routing_strategy: usage-based-routing-v2}\n",
+			want: map[string]pool{
+				"tollgate_pool_a":        {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{{0, "a1", "api.openai.com", 443, 1000, false}}},
+				"tollgate_pool_a_pin_a1": {Type: "STRICT_DNS", DNS: "V4_PREFERRED", TLS: true, Endpoints: []ep{{0, "a1", "api.openai.com", 443, 0, false}}},
+			},
+		},
+		{
 			name: "weights: rpm, then tpm, per priority",
 			yaml: cfg(
 				dep("a", "a1", "openai/gpt-4o", openai, "rpm: 900"),
@@ -381,6 +455,11 @@ func TestRender_Rejects(t *testing.T) {
 			name: "two groups sanitised to one cluster name",
 			yaml: cfg(dep("a/b", "x", "openai/gpt-4o", "https://api.openai.com/v1", ""), dep("a_b", "y", "openai/gpt-4o", "https://api.openai.com/v1", "")),
 			want: "both map to Envoy cluster",
+		},
+		{
+			name: "a pinned pool named like another group's pool",
+			yaml: cfg(dep("a", "x", "openai/gpt-4o", "https://api.openai.com/v1", "max_parallel_requests: 1"), dep("a_pin_x", "y", "openai/gpt-4o", "https://api.openai.com/v1", "")),
+			want: "both map to Envoy cluster \"tollgate_pool_a_pin_x\"",
 		},
 		{
 			name: "negative weight",

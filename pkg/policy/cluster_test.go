@@ -45,7 +45,8 @@ func TestRedisCluster(t *testing.T) {
 	}
 
 	l := newRedisLimiter(t, c, LimiterConfig{Clock: newFakeClock(t0).Now})
-	req := Request{Key: k, ModelGroup: "g", ModelGroupLimits: Limits{TPM: 1000}, EstimatedTokens: 10}
+	dep := DeploymentLimit{ID: "d", Limits: Limits{RPM: 10, MaxParallel: 5}}
+	req := Request{Key: k, ModelGroup: "g", ModelGroupLimits: Limits{TPM: 1000}, EstimatedTokens: 10, Deployments: []DeploymentLimit{dep}}
 	for i := range 3 {
 		adm, err := l.Admit(ctx, req)
 		if err != nil {
@@ -61,9 +62,31 @@ func TestRedisCluster(t *testing.T) {
 	if _, err := l.Admit(ctx, req); !errors.As(err, &le) || le.Scope != ScopeTeam {
 		t.Fatalf("fourth request: %v, want the team's rpm limit", err)
 	}
-	v, err := c.HGet(ctx, l.rateKey(&scope{kind: ScopeKey, id: k.ID}, windowStart(t0.UnixMilli())), "r").Int64()
+	v, err := c.HGet(ctx, l.rateKey(&scope{kind: ScopeKey, id: k.ID}, "", windowStart(t0.UnixMilli())), "r").Int64()
 	if err != nil || v != 3 {
 		t.Fatalf("key request count after a rejected request = %d, %v; want 3 (rolled back)", v, err)
+	}
+	depScope := &scope{kind: ScopeDeployment, id: dep.ID}
+	v, err = c.HGet(ctx, l.rateKey(depScope, "g", windowStart(t0.UnixMilli())), "r").Int64()
+	if err != nil || v != 3 {
+		t.Fatalf("deployment request count after a rejected request = %d, %v; want 3 (rolled back)", v, err)
+	}
+	if n, err := c.ZCard(ctx, l.base(depScope, "g")+":par").Result(); err != nil || n != 0 {
+		t.Fatalf("deployment slots in use = %d, %v; want 0", n, err)
+	}
+	// No deployment has capacity: the model group's script (another slot)
+	// admitted the request and must be rolled back.
+	full := Request{ModelGroup: "g2", ModelGroupLimits: Limits{RPM: 5}, Deployments: []DeploymentLimit{{ID: "e", Limits: Limits{RPM: 1}}}}
+	if _, err := l.Admit(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	var de *DeploymentsError
+	if _, err := l.Admit(ctx, full); !errors.As(err, &de) {
+		t.Fatalf("second request to a deployment with rpm 1: %v", err)
+	}
+	v, err = c.HGet(ctx, l.rateKey(&scope{kind: ScopeModelGroup, id: "g2"}, "", windowStart(t0.UnixMilli())), "r").Int64()
+	if err != nil || v != 1 {
+		t.Fatalf("model group request count after a rejected request = %d, %v; want 1 (rolled back)", v, err)
 	}
 	if s := l.Stats(); s.RedisErrors != 0 {
 		t.Fatalf("redis errors on a cluster: %+v", s)

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +18,9 @@ const (
 	ScopeKey        ScopeKind = "key"
 	ScopeTeam       ScopeKind = "team"
 	ScopeModelGroup ScopeKind = "model_group"
+	// ScopeDeployment is one deployment of a model group; admission picks
+	// a deployment with capacity instead of rejecting on it.
+	ScopeDeployment ScopeKind = "deployment"
 )
 
 // LimitKind names a rate limit.
@@ -44,6 +49,55 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("rate limit exceeded: %s %s reached its %s of %d; retry after %ds",
 		e.Scope, e.ID, e.Limit, e.Max, int64(e.RetryAfter/time.Second))
+}
+
+// DeploymentsError rejects a request because no deployment of its model
+// group has capacity; the server answers 429 rate_limit_error with
+// retry-after. It names each deployment's binding limit, since "no
+// deployments available" alone hides the cause.
+type DeploymentsError struct {
+	ModelGroup string
+	// Limits holds, per deployment in config order, the first limit that
+	// blocks it (Scope ScopeDeployment, ID the deployment id).
+	Limits []*LimitError
+	// RetryAfter is the soonest any deployment would fit again.
+	RetryAfter time.Duration
+}
+
+func (e *DeploymentsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no deployments available for model group %s: every deployment is at its limit (", e.ModelGroup)
+	for i, le := range e.Limits {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s reached its %s of %d", le.ID, deploymentField(le.Limit), le.Max)
+	}
+	fmt.Fprintf(&b, "); retry after %ds", int64(e.RetryAfter/time.Second))
+	return b.String()
+}
+
+// deploymentField is a limit's name in a deployment's litellm_params.
+func deploymentField(k LimitKind) string {
+	switch k {
+	case LimitRPM:
+		return "rpm"
+	case LimitTPM:
+		return "tpm"
+	}
+	return string(k)
+}
+
+// Binding is the limit of the deployment that frees up soonest, for
+// metrics.
+func (e *DeploymentsError) Binding() *LimitError {
+	var best *LimitError
+	for _, le := range e.Limits {
+		if best == nil || le.RetryAfter < best.RetryAfter {
+			best = le
+		}
+	}
+	return best
 }
 
 // BudgetError rejects a request whose key or team has spent its budget for
@@ -87,6 +141,23 @@ type Request struct {
 	// EstimatedTokens is the prompt estimate checked against TPM limits;
 	// Done corrects it with the real usage.
 	EstimatedTokens int64
+	// Deployments, when set, are the model group's deployments with their
+	// hard limits: admission picks one with capacity (weighted random),
+	// counts the request against it with the scopes above, and rejects
+	// with *DeploymentsError when none has capacity. Nil for groups
+	// without hard-limited deployments, which then cost nothing extra.
+	Deployments []DeploymentLimit
+}
+
+// DeploymentLimit is one deployment as admission sees it.
+type DeploymentLimit struct {
+	ID string
+	// Limits are the deployment's hard limits; zero means the deployment
+	// always has capacity and nothing is counted for it.
+	Limits Limits
+	// Weight is the deployment's share among those with capacity (its
+	// Envoy endpoint weight); zero counts as one.
+	Weight uint32
 }
 
 // Outcome is how a request ended.
@@ -96,6 +167,11 @@ type Outcome struct {
 	Tokens int64
 	// Cost in USD is added to the key's and team's spend.
 	Cost float64
+	// Deployment is the id of the deployment that answered. When it is not
+	// the admitted one (Envoy retried elsewhere), the admitted deployment's
+	// token estimate is refunded instead of corrected: the tokens were not
+	// its own.
+	Deployment string
 }
 
 // RateInfo is what the x-ratelimit-* headers report: the tightest limit
@@ -124,9 +200,13 @@ type Limiter interface {
 type Admission struct {
 	// Rate is for the x-ratelimit-* response headers.
 	Rate RateInfo
+	// Deployment is the id of the deployment picked for the request; ""
+	// when the request named no deployments.
+	Deployment string
 
 	s       settler
 	scopes  []scope
+	group   string // model group of a deployment in scopes; names its Redis keys
 	est     int64
 	member  string
 	window  int64 // start of the rate window (unix ms) the request was counted in
@@ -150,12 +230,22 @@ type settler interface {
 	settle(ctx context.Context, a *Admission, o Outcome) error
 }
 
-// scope is one set of limits and a budget a request must pass.
+// scope is one set of limits and a budget a request must pass, or one
+// deployment admission may pick.
 type scope struct {
 	kind   ScopeKind
 	id     string
 	limits Limits
 	budget Budget
+}
+
+// tokensOf is what Done charges s for o: a deployment that did not answer
+// gets none of the tokens.
+func (s *scope) tokensOf(o Outcome) int64 {
+	if s.kind == ScopeDeployment && o.Deployment != s.id {
+		return 0
+	}
+	return o.Tokens
 }
 
 func (s *scope) rated() bool { return s.limits.RPM > 0 || s.limits.TPM > 0 }
@@ -166,7 +256,7 @@ func scopesOf(r Request) []scope {
 	var out []scope
 	add := func(kind ScopeKind, id string, l Limits, b Budget) {
 		if !l.IsZero() || !b.IsZero() {
-			out = append(out, scope{kind, id, l, b})
+			out = append(out, scope{kind: kind, id: id, limits: l, budget: b})
 		}
 	}
 	if r.Key != nil {
@@ -179,6 +269,57 @@ func scopesOf(r Request) []scope {
 		add(ScopeModelGroup, r.ModelGroup, r.ModelGroupLimits, Budget{})
 	}
 	return out
+}
+
+// deploymentScope is d as a scope to check and count.
+func deploymentScope(d *DeploymentLimit) scope {
+	return scope{kind: ScopeDeployment, id: d.ID, limits: d.Limits}
+}
+
+// pick chooses among the deployments that have capacity by weighted
+// random, rnd in [0, 1); -1 when none has capacity. The Lua script makes
+// the same choice with the same arithmetic.
+func pick(deps []DeploymentLimit, capacity func(i int) bool, rnd float64) int {
+	var total float64
+	for i := range deps {
+		if capacity(i) {
+			total += float64(max(deps[i].Weight, 1))
+		}
+	}
+	if total == 0 {
+		return -1
+	}
+	target, last := rnd*total, -1
+	for i := range deps {
+		if !capacity(i) {
+			continue
+		}
+		last = i
+		w := float64(max(deps[i].Weight, 1))
+		if target < w {
+			return i
+		}
+		target -= w
+	}
+	return last
+}
+
+// deploymentsError explains why no deployment has capacity from their
+// counts; nil if some deployment passes (Go and Lua disagree).
+func deploymentsError(group string, deps []DeploymentLimit, cs []counts, tokens, nowMs int64, now time.Time) *DeploymentsError {
+	e := &DeploymentsError{ModelGroup: group, Limits: make([]*LimitError, len(deps))}
+	for i := range deps {
+		var le *LimitError
+		s := deploymentScope(&deps[i])
+		if !errors.As(s.check(cs[i], tokens, nowMs, now), &le) {
+			return nil
+		}
+		e.Limits[i] = le
+		if e.RetryAfter == 0 || le.RetryAfter < e.RetryAfter {
+			e.RetryAfter = le.RetryAfter
+		}
+	}
+	return e
 }
 
 // rateWindow is the RPM/TPM window. Counting uses a sliding window

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -18,6 +19,9 @@ type LimiterConfig struct {
 	// OnSoftBudget is called (on the goroutine that called Done, or the
 	// flusher's) when a spend update crosses a soft budget; nil ignores it.
 	OnSoftBudget func(SoftBudgetEvent)
+	// Rand returns a number in [0, 1) for picking a deployment; default
+	// math/rand/v2's Float64.
+	Rand func() float64
 
 	// The fields below apply to the RedisLimiter only.
 
@@ -43,6 +47,9 @@ type LimiterConfig struct {
 func (c *LimiterConfig) defaults() {
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -132,13 +139,30 @@ func (m *MemoryLimiter) spendOf(s *scope, now time.Time) *memSpend {
 // Admit implements Limiter.
 func (m *MemoryLimiter) Admit(_ context.Context, r Request) (*Admission, error) {
 	scopes := scopesOf(r)
-	if len(scopes) == 0 {
+	if len(scopes) == 0 && len(r.Deployments) == 0 {
 		return &Admission{}, nil
 	}
-	return m.admit(scopes, r.EstimatedTokens)
+	return m.admit(scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens)
 }
 
-func (m *MemoryLimiter) admit(scopes []scope, tokens int64) (*Admission, error) {
+// rate returns s's counters rolled to nowMs; callers hold mu.
+func (m *MemoryLimiter) rate(s *scope, nowMs int64) *memRate {
+	id := scopeID{s.kind, s.id}
+	rt := m.rates[id]
+	if rt == nil {
+		rt = &memRate{window: windowStart(nowMs)}
+		m.rates[id] = rt
+	}
+	rt.roll(nowMs)
+	rt.lastUsedMs = nowMs
+	return rt
+}
+
+func (rt *memRate) counts() counts {
+	return counts{rt.prevReq, rt.curReq, rt.prevTok, rt.curTok, rt.parallel, 0}
+}
+
+func (m *MemoryLimiter) admit(scopes []scope, group string, deps []DeploymentLimit, tokens int64) (*Admission, error) {
 	now := m.cfg.Clock()
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
@@ -148,16 +172,9 @@ func (m *MemoryLimiter) admit(scopes []scope, tokens int64) (*Admission, error) 
 	rates := make([]*memRate, len(scopes))
 	for i := range scopes {
 		s := &scopes[i]
-		id := scopeID{s.kind, s.id}
-		rt := m.rates[id]
-		if rt == nil {
-			rt = &memRate{window: windowStart(nowMs)}
-			m.rates[id] = rt
-		}
-		rt.roll(nowMs)
-		rt.lastUsedMs = nowMs
+		rt := m.rate(s, nowMs)
 		rates[i] = rt
-		cs[i] = counts{rt.prevReq, rt.curReq, rt.prevTok, rt.curTok, rt.parallel, 0}
+		cs[i] = rt.counts()
 		if s.budget.Max != nil {
 			cs[i].spend = m.spendOf(s, now).spend
 		}
@@ -165,17 +182,38 @@ func (m *MemoryLimiter) admit(scopes []scope, tokens int64) (*Admission, error) 
 			return nil, err
 		}
 	}
-	for i := range scopes {
-		rt := rates[i]
-		if scopes[i].rated() {
+	a := &Admission{Rate: rateInfo(scopes, cs, tokens, nowMs), s: m, scopes: scopes, est: tokens, window: windowStart(nowMs)}
+	if len(deps) > 0 {
+		dcs := make([]counts, len(deps))
+		for i := range deps {
+			s := deploymentScope(&deps[i])
+			dcs[i] = m.rate(&s, nowMs).counts()
+		}
+		chosen := pick(deps, func(i int) bool {
+			s := deploymentScope(&deps[i])
+			return s.check(dcs[i], tokens, nowMs, now) == nil
+		}, m.cfg.Rand())
+		if chosen < 0 {
+			return nil, deploymentsError(group, deps, dcs, tokens, nowMs, now)
+		}
+		d := deploymentScope(&deps[chosen])
+		a.Deployment = d.id
+		if !d.limits.IsZero() {
+			a.scopes, a.group = append(a.scopes, d), group
+			rates = append(rates, m.rate(&d, nowMs))
+		}
+	}
+	for i := range a.scopes {
+		rt, s := rates[i], &a.scopes[i]
+		if s.rated() {
 			rt.curReq++
 			rt.curTok += tokens
 		}
-		if scopes[i].limits.MaxParallel > 0 {
+		if s.limits.MaxParallel > 0 {
 			rt.parallel++
 		}
 	}
-	return &Admission{Rate: rateInfo(scopes, cs, tokens, nowMs), s: m, scopes: scopes, est: tokens, window: windowStart(nowMs)}, nil
+	return a, nil
 }
 
 // sweep forgets idle scopes once per window so the maps do not grow with
@@ -205,11 +243,12 @@ func (m *MemoryLimiter) settle(_ context.Context, a *Admission, o Outcome) error
 			}
 			if s.rated() {
 				rt.roll(now.UnixMilli())
+				delta := s.tokensOf(o) - a.est
 				switch a.window {
 				case rt.window:
-					rt.curTok += o.Tokens - a.est
+					rt.curTok += delta
 				case rt.window - rateWindow:
-					rt.prevTok += o.Tokens - a.est
+					rt.prevTok += delta
 				}
 			}
 		}

@@ -30,69 +30,119 @@ const (
 )
 
 // admitScript checks and counts one request against a group of scopes
-// atomically. KEYS, 4 per scope: current window hash, previous window hash,
-// parallel-slot zset, spend counter. ARGV: now ms, window ms, tokens, slot
-// lease ms, slot member, then 4 per scope: rpm, tpm, max parallel, max
-// budget (-1: none). Returns {status, failing scope (1-based)} then 6 per
-// scope: cur req, prev req, cur tok, prev tok, slots in use, spend; status
-// 0 admits, anything else rejects and changes nothing.
+// atomically and, when given deployments, picks one with capacity and
+// counts the request against it too. KEYS: 4 per scope (current window
+// hash, previous window hash, parallel-slot zset, spend counter), then 3
+// per deployment (the same without spend). ARGV: now ms, window ms,
+// tokens, slot lease ms, slot member, deployment count, random number in
+// [0, 1), then 4 per scope (rpm, tpm, max parallel, max budget; -1: none),
+// then 4 per deployment (rpm, tpm, max parallel, weight >= 1). Returns
+// {status, failing scope (1-based), picked deployment (1-based)}, 6 per
+// scope (cur req, prev req, cur tok, prev tok, slots in use, spend), then
+// unless a scope failed 5 per deployment (the same without spend). Status
+// 0 admits; 1-4 is a scope's rpm, tpm, parallel or budget; 5 means no
+// deployment has capacity. Anything but 0 changes nothing.
 const admitScript = `
 local now, win, tok, lease, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local n = #KEYS / 4
+local nd, rnd = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ns = (#KEYS - 3 * nd) / 4
 local w = (win - now % win) / win
-local out = {0, 0}
-for i = 0, n - 1 do
-  local k, a = i * 4, 5 + i * 4
-  local rpm, tpm, mp, mb = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
-  local cr, pr, ct, pt, par, spend = 0, 0, 0, 0, 0, '0'
+local out = {0, 0, 0}
+local function usage(ck, pk, zk, rpm, tpm, mp)
+  local cr, pr, ct, pt, par = 0, 0, 0, 0, 0
   if rpm > 0 or tpm > 0 then
-    local c = redis.call('HMGET', KEYS[k+1], 'r', 't')
-    local p = redis.call('HMGET', KEYS[k+2], 'r', 't')
+    local c = redis.call('HMGET', ck, 'r', 't')
+    local p = redis.call('HMGET', pk, 'r', 't')
     cr, ct, pr, pt = tonumber(c[1] or 0), tonumber(c[2] or 0), tonumber(p[1] or 0), tonumber(p[2] or 0)
   end
   if mp > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k+3], '-inf', now - lease)
-    par = redis.call('ZCARD', KEYS[k+3])
+    redis.call('ZREMRANGEBYSCORE', zk, '-inf', now - lease)
+    par = redis.call('ZCARD', zk)
   end
+  return cr, pr, ct, pt, par
+end
+local function over(cr, pr, ct, pt, par, rpm, tpm, mp)
+  local rused, tused = pr * w + cr, pt * w + ct
+  if rpm > 0 and rused + 1 > rpm then return 1 end
+  if tpm > 0 and (tused + tok > tpm or (tok == 0 and tused >= tpm)) then return 2 end
+  if mp > 0 and par >= mp then return 3 end
+  return 0
+end
+local function count(ck, zk, rpm, tpm, mp)
+  if rpm > 0 or tpm > 0 then
+    redis.call('HINCRBY', ck, 'r', 1)
+    redis.call('HINCRBY', ck, 't', tok)
+    redis.call('PEXPIRE', ck, win * 2)
+  end
+  if mp > 0 then
+    redis.call('ZADD', zk, now, member)
+    redis.call('PEXPIRE', zk, lease)
+  end
+end
+for i = 0, ns - 1 do
+  local k, a = i * 4, 7 + i * 4
+  local rpm, tpm, mp, mb = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
+  local cr, pr, ct, pt, par = usage(KEYS[k+1], KEYS[k+2], KEYS[k+3], rpm, tpm, mp)
+  local spend = '0'
   if mb >= 0 then spend = redis.call('GET', KEYS[k+4]) or '0' end
   for _, v in ipairs({cr, pr, ct, pt, par, spend}) do out[#out+1] = v end
   if out[1] == 0 then
-    local rused, tused = pr * w + cr, pt * w + ct
-    if rpm > 0 and rused + 1 > rpm then out[1] = 1
-    elseif tpm > 0 and (tused + tok > tpm or (tok == 0 and tused >= tpm)) then out[1] = 2
-    elseif mp > 0 and par >= mp then out[1] = 3
-    elseif mb >= 0 and tonumber(spend) >= mb then out[1] = 4 end
+    out[1] = over(cr, pr, ct, pt, par, rpm, tpm, mp)
+    if out[1] == 0 and mb >= 0 and tonumber(spend) >= mb then out[1] = 4 end
     if out[1] ~= 0 then out[2] = i + 1 end
   end
 end
 if out[1] ~= 0 then return out end
-for i = 0, n - 1 do
-  local k, a = i * 4, 5 + i * 4
-  if tonumber(ARGV[a+1]) > 0 or tonumber(ARGV[a+2]) > 0 then
-    redis.call('HINCRBY', KEYS[k+1], 'r', 1)
-    redis.call('HINCRBY', KEYS[k+1], 't', tok)
-    redis.call('PEXPIRE', KEYS[k+1], win * 2)
+local dk, da = ns * 4, 7 + ns * 4
+if nd > 0 then
+  local total, cand = 0, {}
+  for j = 0, nd - 1 do
+    local k, a = dk + j * 3, da + j * 4
+    local rpm, tpm, mp, wt = tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
+    local cr, pr, ct, pt, par = usage(KEYS[k+1], KEYS[k+2], KEYS[k+3], rpm, tpm, mp)
+    for _, v in ipairs({cr, pr, ct, pt, par}) do out[#out+1] = v end
+    if over(cr, pr, ct, pt, par, rpm, tpm, mp) == 0 then
+      total = total + wt
+      cand[#cand+1] = j
+    end
   end
-  if tonumber(ARGV[a+3]) > 0 then
-    redis.call('ZADD', KEYS[k+3], now, member)
-    redis.call('PEXPIRE', KEYS[k+3], lease)
+  if #cand == 0 then
+    out[1] = 5
+    return out
   end
+  local target, chosen = rnd * total, cand[#cand]
+  for _, j in ipairs(cand) do
+    local wt = tonumber(ARGV[da + j * 4 + 4])
+    if target < wt then
+      chosen = j
+      break
+    end
+    target = target - wt
+  end
+  out[3] = chosen + 1
+  local k, a = dk + chosen * 3, da + chosen * 4
+  count(KEYS[k+1], KEYS[k+3], tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3]))
+end
+for i = 0, ns - 1 do
+  local k, a = i * 4, 7 + i * 4
+  count(KEYS[k+1], KEYS[k+3], tonumber(ARGV[a+1]), tonumber(ARGV[a+2]), tonumber(ARGV[a+3]))
 end
 return out
 `
 
 // settleScript ends (or rolls back) one request in a group of scopes.
 // KEYS, 3 per scope: the window hash the request was counted in, the
-// parallel-slot zset, the spend counter. ARGV: member, request delta,
-// token delta, then 4 per scope: rated (1/0), holds a slot (1/0), cost
-// ("" for none), spend TTL seconds (0: none). A window that already
-// expired is not recreated. Returns the new spend per scope ("" if none).
+// parallel-slot zset, the spend counter. ARGV: member, request delta, then
+// 5 per scope: rated (1/0), holds a slot (1/0), cost ("" for none), spend
+// TTL seconds (0: none), token delta. A window that already expired is
+// not recreated. Returns the new spend per scope ("" if none).
 const settleScript = `
-local member, rd, td = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, rd = ARGV[1], tonumber(ARGV[2])
 local n = #KEYS / 3
 local out = {}
 for i = 0, n - 1 do
-  local k, a = i * 3, 3 + i * 4
+  local k, a = i * 3, 2 + i * 5
+  local td = tonumber(ARGV[a+5])
   if ARGV[a+1] == '1' and redis.call('EXISTS', KEYS[k+1]) == 1 then
     if rd ~= 0 then redis.call('HINCRBY', KEYS[k+1], 'r', rd) end
     if td ~= 0 then redis.call('HINCRBY', KEYS[k+1], 't', td) end
@@ -191,35 +241,53 @@ func (l *RedisLimiter) Stats() LimiterStats {
 	}
 }
 
-func (l *RedisLimiter) base(s *scope) string {
+// base starts the names of s's keys. A scope's keys share a hash tag; a
+// model group's deployments all share one, because one script reads them
+// all to pick among them.
+// group is the model group of a deployment scope, ignored for the others.
+func (l *RedisLimiter) base(s *scope, group string) string {
+	if s.kind == ScopeDeployment {
+		return l.cfg.Prefix + ":{rl:" + string(s.kind) + ":" + group + "}:" + s.id
+	}
 	return l.cfg.Prefix + ":{rl:" + string(s.kind) + ":" + s.id + "}"
 }
 
-func (l *RedisLimiter) rateKey(s *scope, window int64) string {
-	return l.base(s) + ":" + strconv.FormatInt(window, 10)
+func (l *RedisLimiter) rateKey(s *scope, group string, window int64) string {
+	return l.base(s, group) + ":" + strconv.FormatInt(window, 10)
 }
 
 // spendKey names the counter of s's budget window holding now, and how
 // long it must live.
-func (l *RedisLimiter) spendKey(s *scope, now time.Time) (name string, start time.Time, ttl int64) {
+func (l *RedisLimiter) spendKey(s *scope, group string, now time.Time) (name string, start time.Time, ttl int64) {
 	if s.budget.Duration.IsZero() {
-		return l.base(s) + ":spend:total", time.Unix(0, 0).UTC(), 0
+		return l.base(s, group) + ":spend:total", time.Unix(0, 0).UTC(), 0
 	}
 	start, end := s.budget.Duration.Window(now)
 	ttl = int64(end.Sub(now)/time.Second) + 3600
-	return l.base(s) + ":spend:" + s.budget.Duration.String() + ":" + strconv.FormatInt(start.Unix(), 10), start, ttl
+	return l.base(s, group) + ":spend:" + s.budget.Duration.String() + ":" + strconv.FormatInt(start.Unix(), 10), start, ttl
 }
 
-// groups splits scopes into script calls: one call in standalone Redis; one
-// per scope in a Cluster, where each scope's keys share a hash tag but
-// different scopes live in different slots.
-func (l *RedisLimiter) groups(n int) [][2]int {
+// callGroup is the scopes [lo, hi) one script call covers, and whether it
+// also picks the deployment.
+type callGroup struct {
+	lo, hi int
+	deps   bool
+}
+
+// groups splits scopes (and the deployment pick) into script calls: one
+// call in standalone Redis; in a Cluster, where each scope's keys share a
+// hash tag but different scopes live in different slots, one per scope
+// and one for the deployments, whose keys share their group's tag.
+func (l *RedisLimiter) groups(n int, deps bool) []callGroup {
 	if !l.cluster {
-		return [][2]int{{0, n}}
+		return []callGroup{{0, n, deps}}
 	}
-	g := make([][2]int, n)
+	g := make([]callGroup, n, n+1)
 	for i := range g {
-		g[i] = [2]int{i, i + 1}
+		g[i] = callGroup{i, i + 1, false}
+	}
+	if deps {
+		g = append(g, callGroup{n, n, true})
 	}
 	return g
 }
@@ -227,17 +295,18 @@ func (l *RedisLimiter) groups(n int) [][2]int {
 // Admit implements Limiter.
 func (l *RedisLimiter) Admit(ctx context.Context, r Request) (*Admission, error) {
 	scopes := scopesOf(r)
-	if len(scopes) == 0 {
+	if len(scopes) == 0 && len(r.Deployments) == 0 {
 		return &Admission{}, nil
 	}
 	now := l.cfg.Clock()
 	if now.UnixNano() < l.downUntil.Load() {
-		return l.fallback(scopes, r.EstimatedTokens)
+		return l.fallback(scopes, r)
 	}
-	a, err := l.admitRedis(ctx, scopes, r.EstimatedTokens, now)
+	a, err := l.admitRedis(ctx, scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens, now)
 	var le *LimitError
 	var be *BudgetError
-	if err == nil || errors.As(err, &le) || errors.As(err, &be) {
+	var de *DeploymentsError
+	if err == nil || errors.As(err, &le) || errors.As(err, &be) || errors.As(err, &de) {
 		l.up(ctx)
 		return a, err
 	}
@@ -246,16 +315,16 @@ func (l *RedisLimiter) Admit(ctx context.Context, r Request) (*Admission, error)
 		return nil, fmt.Errorf("admit: %w", ctx.Err())
 	}
 	l.down(ctx, err)
-	return l.fallback(scopes, r.EstimatedTokens)
+	return l.fallback(scopes, r)
 }
 
-func (l *RedisLimiter) fallback(scopes []scope, tokens int64) (*Admission, error) {
+func (l *RedisLimiter) fallback(scopes []scope, r Request) (*Admission, error) {
 	if l.cfg.Failure == FailClosed {
 		l.failClosed.Add(1)
 		return nil, fmt.Errorf("%w: rate limits cannot be checked and failure mode is fail_closed", ErrUnavailable)
 	}
 	l.degradedAdmits.Add(1)
-	a, err := l.mem.admit(scopes, tokens)
+	a, err := l.mem.admit(scopes, r.ModelGroup, r.Deployments, r.EstimatedTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -268,28 +337,41 @@ type groupResult struct {
 	err  error
 }
 
-func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, tokens int64, now time.Time) (*Admission, error) {
+func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, group string, deps []DeploymentLimit, tokens int64, now time.Time) (*Admission, error) {
 	nowMs := now.UnixMilli()
 	win := windowStart(nowMs)
 	a := &Admission{s: l, scopes: scopes, est: tokens, window: win, member: l.replica + ":" + strconv.FormatUint(l.seq.Add(1), 36)}
-	groups := l.groups(len(scopes))
+	groups := l.groups(len(scopes), len(deps) > 0)
 	res := make([]groupResult, len(groups))
+	var rnd string
+	if len(deps) > 0 {
+		rnd = strconv.FormatFloat(l.cfg.Rand(), 'f', -1, 64)
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	run := func(gi int) {
-		lo, hi := groups[gi][0], groups[gi][1]
-		keys := make([]string, 0, 4*(hi-lo))
-		args := make([]any, 0, 5+4*(hi-lo))
-		args = append(args, nowMs, rateWindow, tokens, l.cfg.SlotLease.Milliseconds(), a.member)
-		for i := lo; i < hi; i++ {
+		g := groups[gi]
+		var ds []DeploymentLimit
+		if g.deps {
+			ds = deps
+		}
+		keys := make([]string, 0, 4*(g.hi-g.lo)+3*len(ds))
+		args := make([]any, 0, 7+4*(g.hi-g.lo)+4*len(ds))
+		args = append(args, nowMs, rateWindow, tokens, l.cfg.SlotLease.Milliseconds(), a.member, len(ds), rnd)
+		for i := g.lo; i < g.hi; i++ {
 			s := &scopes[i]
-			spendName, _, _ := l.spendKey(s, now)
-			keys = append(keys, l.rateKey(s, win), l.rateKey(s, win-rateWindow), l.base(s)+":par", spendName)
+			spendName, _, _ := l.spendKey(s, "", now)
+			keys = append(keys, l.rateKey(s, "", win), l.rateKey(s, "", win-rateWindow), l.base(s, "")+":par", spendName)
 			maxBudget := "-1"
 			if s.budget.Max != nil {
 				maxBudget = strconv.FormatFloat(*s.budget.Max, 'f', -1, 64)
 			}
 			args = append(args, s.limits.RPM, s.limits.TPM, s.limits.MaxParallel, maxBudget)
+		}
+		for i := range ds {
+			s := deploymentScope(&ds[i])
+			keys = append(keys, l.rateKey(&s, group, win), l.rateKey(&s, group, win-rateWindow), l.base(&s, group)+":par")
+			args = append(args, s.limits.RPM, s.limits.TPM, s.limits.MaxParallel, max(ds[i].Weight, 1))
 		}
 		vals, err := l.admit.Run(ctx, l.c, keys, args...).Slice()
 		res[gi] = groupResult{vals, err}
@@ -305,31 +387,53 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, tokens in
 	}
 
 	cs := make([]counts, len(scopes))
+	var dcs []counts
+	if len(deps) > 0 {
+		dcs = make([]counts, len(deps))
+	}
+	chosen := -1
 	var failErr error
-	var admitted [][2]int
+	var admitted []callGroup
 	for gi, r := range res {
-		var status, idx int64
+		g := groups[gi]
+		var gdcs []counts
+		if g.deps {
+			gdcs = dcs
+		}
+		var status, idx, picked int64
 		if r.err == nil {
-			status, idx, r.err = parseAdmit(r.vals, cs[groups[gi][0]:groups[gi][1]])
+			status, idx, picked, r.err = parseAdmit(r.vals, cs[g.lo:g.hi], gdcs)
 		}
 		if r.err != nil {
 			failErr = errors.Join(failErr, fmt.Errorf("redis rate limit script: %w", r.err))
 			continue
 		}
 		if status == 0 {
-			admitted = append(admitted, groups[gi])
+			admitted = append(admitted, g)
+			if g.deps {
+				chosen = int(picked) - 1
+			}
 			continue
 		}
-		if failErr == nil {
-			i := groups[gi][0] + int(idx) - 1
-			if failErr = scopes[i].check(cs[i], tokens, nowMs, now); failErr == nil {
-				failErr = fmt.Errorf("redis rate limit script rejected %s %s with status %d that Go does not reproduce", scopes[i].kind, scopes[i].id, status)
+		if failErr != nil {
+			continue
+		}
+		if status == 5 {
+			if de := deploymentsError(group, deps, dcs, tokens, nowMs, now); de != nil {
+				failErr = de
+			} else {
+				failErr = fmt.Errorf("redis rate limit script found no deployment of %s with capacity, which Go does not reproduce", group)
 			}
+			continue
+		}
+		i := g.lo + int(idx) - 1
+		if failErr = scopes[i].check(cs[i], tokens, nowMs, now); failErr == nil {
+			failErr = fmt.Errorf("redis rate limit script rejected %s %s with status %d that Go does not reproduce", scopes[i].kind, scopes[i].id, status)
 		}
 	}
 	for i := range scopes {
 		if scopes[i].budget.Max != nil {
-			_, start, _ := l.spendKey(&scopes[i], now)
+			_, start, _ := l.spendKey(&scopes[i], "", now)
 			l.mem.observeSpend(&scopes[i], start, cs[i].spend)
 		}
 	}
@@ -337,44 +441,86 @@ func (l *RedisLimiter) admitRedis(ctx context.Context, scopes []scope, tokens in
 		// Only a Cluster, with several groups, can get here with some
 		// groups admitted; undo them so rejected requests count nowhere.
 		for _, g := range admitted {
-			sub := &Admission{scopes: scopes[g[0]:g[1]], est: tokens, window: win, member: a.member}
-			if err := l.settleRedis(context.WithoutCancel(ctx), sub, -1, -tokens, 0, now); err != nil {
+			counted := scopes[g.lo:g.hi]
+			if g.deps && chosen >= 0 {
+				counted = []scope{deploymentScope(&deps[chosen])}
+			}
+			sub := &Admission{scopes: counted, group: group, est: tokens, window: win, member: a.member}
+			if err := l.settleRedis(context.WithoutCancel(ctx), sub, true, Outcome{}, now); err != nil {
 				l.queueSettle(sub, 0, now)
 			}
 		}
 		return nil, failErr
 	}
 	a.Rate = rateInfo(scopes, cs, tokens, nowMs)
+	if len(deps) > 0 {
+		d := deploymentScope(&deps[chosen])
+		a.Deployment = d.id
+		if !d.limits.IsZero() {
+			a.scopes, a.group = append(a.scopes, d), group
+		}
+	}
 	return a, nil
 }
 
-// parseAdmit reads the admit script's status, failing scope and counts
-// for one group.
-func parseAdmit(vals []any, cs []counts) (status, idx int64, err error) {
-	if len(vals) != 2+6*len(cs) {
-		return 0, 0, fmt.Errorf("unexpected reply of %d values", len(vals))
+// parseAdmit reads the admit script's status, failing scope, picked
+// deployment and counts for one group; dcs is nil for a group without
+// deployments.
+func parseAdmit(vals []any, cs, dcs []counts) (status, idx, picked int64, err error) {
+	if len(vals) < 3 {
+		return 0, 0, 0, fmt.Errorf("unexpected reply of %d values", len(vals))
 	}
 	status, ok1 := vals[0].(int64)
 	idx, ok2 := vals[1].(int64)
-	if !ok1 || !ok2 || idx < 0 || idx > int64(len(cs)) || (status == 0) != (idx == 0) {
-		return 0, 0, fmt.Errorf("unexpected reply status %v", vals[:2])
+	picked, ok3 := vals[2].(int64)
+	scopeFailed := status >= 1 && status <= 4
+	switch {
+	case !ok1 || !ok2 || !ok3 || status < 0 || status > 5 || idx < 0 || idx > int64(len(cs)) || scopeFailed != (idx != 0):
+		return 0, 0, 0, fmt.Errorf("unexpected reply status %v", vals[:3])
+	case picked < 0 || picked > int64(len(dcs)) || (status == 0 && len(dcs) > 0) != (picked != 0) || (status == 5 && len(dcs) == 0):
+		return 0, 0, 0, fmt.Errorf("unexpected reply status %v", vals[:3])
+	}
+	want := 3 + 6*len(cs)
+	if !scopeFailed {
+		want += 5 * len(dcs)
+	}
+	if len(vals) != want {
+		return 0, 0, 0, fmt.Errorf("unexpected reply of %d values, want %d", len(vals), want)
 	}
 	for i := range cs {
-		v := vals[2+6*i:]
-		var ok [5]bool
-		cs[i].curReq, ok[0] = v[0].(int64)
-		cs[i].prevReq, ok[1] = v[1].(int64)
-		cs[i].curTok, ok[2] = v[2].(int64)
-		cs[i].prevTok, ok[3] = v[3].(int64)
-		cs[i].parallel, ok[4] = v[4].(int64)
+		v := vals[3+6*i:]
+		if err := parseCounts(v[:5], &cs[i]); err != nil {
+			return 0, 0, 0, err
+		}
 		s, isStr := v[5].(string)
 		f, err := strconv.ParseFloat(s, 64)
-		if ok != [5]bool{true, true, true, true, true} || !isStr || err != nil {
-			return 0, 0, fmt.Errorf("unexpected reply %v", v[:6])
+		if !isStr || err != nil {
+			return 0, 0, 0, fmt.Errorf("unexpected spend %v", v[5])
 		}
 		cs[i].spend = f
 	}
-	return status, idx, nil
+	if !scopeFailed {
+		for i := range dcs {
+			if err := parseCounts(vals[3+6*len(cs)+5*i:][:5], &dcs[i]); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
+	return status, idx, picked, nil
+}
+
+// parseCounts reads cur req, prev req, cur tok, prev tok and slots in use.
+func parseCounts(v []any, c *counts) error {
+	var ok [5]bool
+	c.curReq, ok[0] = v[0].(int64)
+	c.prevReq, ok[1] = v[1].(int64)
+	c.curTok, ok[2] = v[2].(int64)
+	c.prevTok, ok[3] = v[3].(int64)
+	c.parallel, ok[4] = v[4].(int64)
+	if ok != [5]bool{true, true, true, true, true} {
+		return fmt.Errorf("unexpected reply %v", v)
+	}
+	return nil
 }
 
 // settle implements settler. A degraded admission settles locally and
@@ -389,9 +535,8 @@ func (l *RedisLimiter) settle(ctx context.Context, a *Admission, o Outcome) erro
 		l.queueSettle(a, o.Cost, now)
 		return nil
 	}
-	tokDelta := o.Tokens - a.est
 	if now.UnixNano() >= l.downUntil.Load() {
-		err := l.settleRedis(ctx, a, 0, tokDelta, o.Cost, now)
+		err := l.settleRedis(ctx, a, false, o, now)
 		if err == nil {
 			return nil
 		}
@@ -403,29 +548,38 @@ func (l *RedisLimiter) settle(ctx context.Context, a *Admission, o Outcome) erro
 	return nil
 }
 
-func (l *RedisLimiter) settleRedis(ctx context.Context, a *Admission, reqDelta, tokDelta int64, cost float64, now time.Time) error {
+// settleRedis ends a's request with outcome o, or with rollback undoes its
+// admission: one request and the estimate taken back, no cost.
+func (l *RedisLimiter) settleRedis(ctx context.Context, a *Admission, rollback bool, o Outcome, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	costArg := ""
-	if cost > 0 {
-		costArg = strconv.FormatFloat(cost, 'f', -1, 64)
+	costArg, reqDelta := "", 0
+	switch {
+	case rollback:
+		reqDelta = -1
+	case o.Cost > 0:
+		costArg = strconv.FormatFloat(o.Cost, 'f', -1, 64)
 	}
-	for _, g := range l.groups(len(a.scopes)) {
-		scopes := a.scopes[g[0]:g[1]]
+	for _, g := range l.groups(len(a.scopes), false) {
+		scopes := a.scopes[g.lo:g.hi]
 		keys := make([]string, 0, 3*len(scopes))
-		args := make([]any, 0, 3+4*len(scopes))
-		args = append(args, a.member, reqDelta, tokDelta)
+		args := make([]any, 0, 2+5*len(scopes))
+		args = append(args, a.member, reqDelta)
 		starts := make([]time.Time, len(scopes))
 		for i := range scopes {
 			s := &scopes[i]
-			spendName, start, ttl := l.spendKey(s, now)
+			spendName, start, ttl := l.spendKey(s, a.group, now)
 			starts[i] = start
-			keys = append(keys, l.rateKey(s, a.window), l.base(s)+":par", spendName)
+			keys = append(keys, l.rateKey(s, a.group, a.window), l.base(s, a.group)+":par", spendName)
 			c := ""
 			if !s.budget.IsZero() {
 				c = costArg
 			}
-			args = append(args, flag(s.rated()), flag(s.limits.MaxParallel > 0), c, ttl)
+			tokDelta := -a.est
+			if !rollback {
+				tokDelta += s.tokensOf(o)
+			}
+			args = append(args, flag(s.rated()), flag(s.limits.MaxParallel > 0), c, ttl, tokDelta)
 		}
 		vals, err := l.settleScr.Run(ctx, l.c, keys, args...).StringSlice()
 		if err != nil {
@@ -436,7 +590,7 @@ func (l *RedisLimiter) settleRedis(ctx context.Context, a *Admission, reqDelta, 
 				continue
 			}
 			if spend, err := strconv.ParseFloat(v, 64); err == nil {
-				l.observe(&scopes[i], starts[i], spend, cost)
+				l.observe(&scopes[i], starts[i], spend, o.Cost)
 			}
 		}
 	}
@@ -466,10 +620,10 @@ func (l *RedisLimiter) queueSettle(a *Admission, cost float64, now time.Time) {
 	for i := range a.scopes {
 		s := &a.scopes[i]
 		if !a.degrade && s.limits.MaxParallel > 0 {
-			l.q.addRelease(l.base(s)+":par", a.member)
+			l.q.addRelease(l.base(s, a.group)+":par", a.member)
 		}
 		if cost > 0 && !s.budget.IsZero() {
-			name, start, ttl := l.spendKey(s, now)
+			name, start, ttl := l.spendKey(s, a.group, now)
 			if !l.q.addSpend(name, queuedSpend{amount: cost, ttl: ttl, scope: *s, start: start}) {
 				l.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "spend queue full; spend update dropped",
 					slog.String("scope", string(s.kind)), slog.String("scope_id", s.id), slog.Float64("cost_usd", cost))

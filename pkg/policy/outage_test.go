@@ -161,7 +161,7 @@ func TestRedisOutage(t *testing.T) {
 			want := float64(during.cost.Load()+after.cost.Load()) * 0.25
 			c := newClient(t, srv.Addr)
 			for _, s := range []scope{{kind: ScopeKey, id: rec.ID, budget: rec.Budget}, {kind: ScopeTeam, id: "t", budget: team.Budget}} {
-				name, _, _ := reps[0].lim.spendKey(&s, time.Now())
+				name, _, _ := reps[0].lim.spendKey(&s, "", time.Now())
 				v, err := c.Get(ctx, name).Result()
 				if err != nil {
 					t.Fatalf("%s spend: %v", s.kind, err)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strings"
 
@@ -68,7 +69,20 @@ type Deployment struct {
 	// Order is LiteLLM's priority within the group (1 first); zero means
 	// unset.
 	Order int
+	// HardRPM, HardTPM and MaxParallel are limits admission enforces on
+	// this deployment; zero means none. LiteLLM's rpm and tpm are hard
+	// only under enable_pre_call_checks or usage-based routing, and
+	// weights only otherwise.
+	HardRPM, HardTPM, MaxParallel int64
+	// PinnedPool is the Envoy cluster that tries this deployment first,
+	// then the rest of its group and the fallbacks. NewTable sets it for
+	// every deployment of a group with a hard-limited deployment: admission
+	// picks the deployment and routes there. "" otherwise.
+	PinnedPool string
 }
+
+// HardLimited reports whether admission enforces a limit on d.
+func (d *Deployment) HardLimited() bool { return d.HardRPM > 0 || d.HardTPM > 0 || d.MaxParallel > 0 }
 
 // LogValue keeps the credential out of logs.
 func (d *Deployment) LogValue() slog.Value {
@@ -106,6 +120,9 @@ type Group struct {
 	// Fallbacks are the groups tried, in order, when all of this group's
 	// deployments fail; Envoy holds them at priorities 1.. of Pool.
 	Fallbacks []string
+	// Pinned reports whether the group has a hard-limited deployment, so
+	// requests go to a deployment's PinnedPool instead of Pool.
+	Pinned bool
 }
 
 // Table is an immutable view of the deployment pool.
@@ -173,15 +190,31 @@ func NewTable(c TableConfig) (*Table, error) {
 		}
 	}
 	sort.Strings(t.names)
-	// Two groups must not share an Envoy cluster.
+	// Two groups, or a group and a pinned pool, must not share an Envoy
+	// cluster.
 	pools := make(map[string]string, len(t.names))
-	for _, name := range t.names {
-		pool := t.groups[name].Pool
+	claim := func(pool, owner string) {
 		if other, clash := pools[pool]; clash {
-			errs = append(errs, fmt.Errorf("model groups %q and %q both map to Envoy cluster %q; rename one", other, name, pool))
+			errs = append(errs, fmt.Errorf("%s and %s both map to Envoy cluster %q; rename one", other, owner, pool))
+			return
+		}
+		pools[pool] = owner
+	}
+	for _, name := range t.names {
+		claim(t.groups[name].Pool, fmt.Sprintf("model group %q", name))
+	}
+	for _, name := range t.names {
+		g := t.groups[name]
+		for _, d := range g.Deployments {
+			g.Pinned = g.Pinned || d.HardLimited()
+		}
+		if !g.Pinned {
 			continue
 		}
-		pools[pool] = name
+		for _, d := range g.Deployments {
+			d.PinnedPool = PinnedPoolName(name, d.ID)
+			claim(d.PinnedPool, fmt.Sprintf("the pinned pool of deployment %q", d.ID))
+		}
 	}
 	return t, errors.Join(errs...)
 }
@@ -234,7 +267,23 @@ func PoolName(group string) string {
 	var b strings.Builder
 	b.Grow(len("tollgate_pool_") + len(group))
 	b.WriteString("tollgate_pool_")
-	for _, r := range group {
+	writeClusterSafe(&b, group)
+	return b.String()
+}
+
+// PinnedPoolName is the Envoy cluster name of a deployment's pinned pool:
+// its group's pool name, "_pin_" and the deployment id, with the same
+// replacements.
+func PinnedPoolName(group, deployment string) string {
+	var b strings.Builder
+	b.WriteString(PoolName(group))
+	b.WriteString("_pin_")
+	writeClusterSafe(&b, deployment)
+	return b.String()
+}
+
+func writeClusterSafe(b *strings.Builder, s string) {
+	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
 			b.WriteRune(r)
@@ -242,5 +291,42 @@ func PoolName(group string) string {
 			b.WriteByte('_')
 		}
 	}
-	return b.String()
+}
+
+// maxEndpointWeight is the weight of a group's heaviest deployment; the
+// others get their share of it. 1000 keeps three significant digits of a
+// LiteLLM float weight while the sum of a priority stays far below Envoy's
+// uint32 limit.
+const maxEndpointWeight = 1000
+
+// Weights turns LiteLLM's simple-shuffle inputs into Envoy endpoint
+// weights for one group (one priority), which admission also uses to pick
+// among hard-limited deployments: weight when any deployment of the group
+// sets it, else rpm, else tpm, else none (zero weights, Envoy's equal
+// share). LiteLLM decides by the first healthy deployment only; deciding
+// by the whole group gives the same answer for any consistent config
+// without depending on health. A deployment missing the chosen input gets
+// weight 1, the smallest Envoy allows (LiteLLM would give it 0).
+func Weights(ds []*Deployment) []uint32 {
+	pick := []func(*Deployment) float64{
+		func(d *Deployment) float64 { return d.Weight },
+		func(d *Deployment) float64 { return float64(d.RPM) },
+		func(d *Deployment) float64 { return float64(d.TPM) },
+	}
+	for _, value := range pick {
+		top := 0.0
+		for _, d := range ds {
+			top = math.Max(top, value(d))
+		}
+		if top <= 0 {
+			continue
+		}
+		out := make([]uint32, len(ds))
+		for i, d := range ds {
+			w := math.Round(value(d) / top * maxEndpointWeight)
+			out[i] = uint32(max(w, 1))
+		}
+		return out
+	}
+	return make([]uint32, len(ds))
 }
