@@ -54,6 +54,8 @@ func TestOllama_RequestBodyFields(t *testing.T) {
 			`{"model":"m","messages":[{"role":"tool","content":"r"}],"stream":false}`},
 		{"stop array", transform.Target{}, `{"model":"m","messages":[],"stop":["a","b"],"max_completion_tokens":3}`,
 			`{"model":"m","messages":[],"options":{"num_predict":3,"stop":["a","b"]},"stream":false}`},
+		{"sampling options", transform.Target{}, `{"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"top_k":40,"seed":7,"frequency_penalty":1.1,"presence_penalty":0.2}`,
+			`{"model":"m","messages":[],"options":{"temperature":0.5,"top_p":0.9,"top_k":40,"seed":7,"repeat_penalty":1.1,"presence_penalty":0.2},"stream":false}`},
 		{"json mode", transform.Target{}, `{"model":"m","messages":[],"response_format":{"type":"json_object"}}`,
 			`{"model":"m","messages":[],"format":"json","stream":false}`},
 		{"think bool", transform.Target{}, `{"model":"qwen3","messages":[],"reasoning_effort":"low"}`,
