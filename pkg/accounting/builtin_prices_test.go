@@ -118,6 +118,11 @@ func TestBuiltin_ProvidersPriced(t *testing.T) {
 		{"mistral embed", "mistral", "mistral-embed", 1_000_000 * 1e-7, 8192},
 		{"together bge base", "together_ai", "BAAI/bge-base-en-v1.5", 1_000_000 * 8e-9, 512},
 	}
+	// Anthropic's web search: $10 per 1,000 searches on top of the tokens.
+	searched := transform.Usage{InputTokens: 1000, OutputTokens: 100, WebSearches: 2}
+	if got, _ := table.Cost("d1", "anthropic", "claude-sonnet-4-5", searched); !approx(got, 1000*3e-6+100*15e-6+0.02) {
+		t.Errorf("claude-sonnet-4-5 with 2 searches = %v", got)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, priced := table.Cost("d1", tt.provider, tt.model, u)
@@ -274,6 +279,10 @@ func TestBuiltin_Strict(t *testing.T) {
 		// dollars.
 		if p.PerRequest != 0 && (!strings.HasPrefix(name, "perplexity/") || p.PerRequest > 0.05) {
 			t.Errorf("%s: per-request fee %g", name, p.PerRequest)
+		}
+		// Anthropic is the provider that reports its web searches.
+		if p.PerWebSearch != 0 && (!strings.HasPrefix(name, "claude-") || p.PerWebSearch > 0.05) {
+			t.Errorf("%s: web search fee %g", name, p.PerWebSearch)
 		}
 		if mi.MaxInputTokens < 0 || mi.MaxOutputTokens < 0 {
 			t.Errorf("%s: negative limits", name)

@@ -55,6 +55,9 @@ type Price struct {
 	ReasoningPerToken float64
 	// PerRequest is a flat fee added to every priced request.
 	PerRequest float64
+	// PerWebSearch is the fee for each server-side web search the provider
+	// reports (Usage.WebSearches).
+	PerWebSearch float64
 }
 
 // Cost is the price of one request's usage. Usage counts input in OpenAI's
@@ -86,7 +89,8 @@ func (p Price) Cost(u transform.Usage) float64 {
 		float64(written)*writeRate +
 		float64(plainOut)*p.OutputPerToken +
 		float64(reasoning)*reasoningRate +
-		p.PerRequest
+		p.PerRequest +
+		float64(max(u.WebSearches, 0))*p.PerWebSearch
 }
 
 // ModelInfo is one entry of the price table.
@@ -441,12 +445,10 @@ func parseEntry(name string, v gjson.Result) (ModelInfo, error) {
 	price("cache_creation_input_token_cost", &mi.Price.CacheWritePerToken)
 	price("output_cost_per_reasoning_token", &mi.Price.ReasoningPerToken)
 	price("input_cost_per_request", &mi.Price.PerRequest)
-	// A search model's fee per request depends on the search context size
-	// the request asks for; "low" is the providers' default, so it is the
-	// fee of a request that names none.
-	if mi.Price.PerRequest == 0 {
-		price("search_context_cost_per_query.search_context_size_low", &mi.Price.PerRequest)
-	}
+	// LiteLLM prices a web search by the search context size the request
+	// asks for; only Anthropic reports its searches, at one price for every
+	// size, so the low tier (also the default size) is the fee.
+	price("search_context_cost_per_query.search_context_size_low", &mi.Price.PerWebSearch)
 
 	limit := func(field string, dst *int64) {
 		f := v.Get(field)

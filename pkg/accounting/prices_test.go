@@ -52,6 +52,10 @@ func TestPrice_Cost(t *testing.T) {
 			100 * 2e-6},
 		{"per request fee", accounting.Price{InputPerToken: 1e-6, PerRequest: 0.01},
 			transform.Usage{InputTokens: 10}, 10*1e-6 + 0.01},
+		{"web searches", accounting.Price{InputPerToken: 1e-6, PerWebSearch: 0.01},
+			transform.Usage{InputTokens: 10, WebSearches: 3}, 10*1e-6 + 0.03},
+		{"no searches, no search fee", accounting.Price{InputPerToken: 1e-6, PerWebSearch: 0.01},
+			transform.Usage{InputTokens: 10}, 10 * 1e-6},
 		{"cache counts above input never go negative", p,
 			transform.Usage{InputTokens: 10, CachedInputTokens: 50},
 			50 * 5e-7},
@@ -328,11 +332,10 @@ func TestParsePriceFile(t *testing.T) {
 		"thinker": {Price: accounting.Price{InputPerToken: 1e-6, OutputPerToken: 2e-6, ReasoningPerToken: 4e-6}, Priced: true,
 			Provider: "openai", Mode: "chat"},
 		"limits-only": {MaxInputTokens: 4096, Provider: "openai", Mode: "chat"},
-		// An explicit per-request price wins over the search fee.
-		"flat-fee": {Price: accounting.Price{InputPerToken: 1e-6, PerRequest: 0.002}, Priced: true,
+		"flat-fee": {Price: accounting.Price{InputPerToken: 1e-6, PerRequest: 0.002, PerWebSearch: 0.005}, Priced: true,
 			Provider: "openai", Mode: "chat"},
-		"searcher": {Price: accounting.Price{InputPerToken: 1e-6, PerRequest: 0.005}, Priced: true,
-			Provider: "perplexity", Mode: "chat"},
+		"searcher": {Price: accounting.Price{InputPerToken: 1e-6, PerWebSearch: 0.005}, Priced: true,
+			Provider: "anthropic", Mode: "chat"},
 	}
 	if len(models) != 7 {
 		t.Errorf("loaded %d models, want 7", len(models))

@@ -83,6 +83,7 @@ type SpendLogDetails struct {
 	CachedTokens        int64  `json:"cached_tokens"`
 	CacheCreationTokens int64  `json:"cache_creation_tokens"`
 	ReasoningTokens     int64  `json:"reasoning_tokens"`
+	WebSearches         int64  `json:"web_search_requests,omitempty"`
 }
 
 // SpendLog converts the record to its stored and served form.
@@ -118,6 +119,7 @@ func (r *Record) SpendLog() SpendLog {
 			CachedTokens:        r.Usage.CachedInputTokens,
 			CacheCreationTokens: r.Usage.CacheCreationInputTokens,
 			ReasoningTokens:     r.Usage.ReasoningTokens,
+			WebSearches:         r.Usage.WebSearches,
 		},
 	}
 	if r.TimeToFirstToken > 0 {
@@ -144,6 +146,7 @@ func (l *SpendLog) Record() Record {
 			CachedInputTokens:        l.Metadata.CachedTokens,
 			CacheCreationInputTokens: l.Metadata.CacheCreationTokens,
 			ReasoningTokens:          l.Metadata.ReasoningTokens,
+			WebSearches:              l.Metadata.WebSearches,
 		},
 		Cost:      l.Spend,
 		Estimated: l.Metadata.Estimated,

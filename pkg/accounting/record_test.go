@@ -18,7 +18,7 @@ func TestRecord_SpendLogRoundTrip(t *testing.T) {
 		{"stream with every token type", accounting.Record{
 			Time: time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.UTC), RequestID: "r", KeyID: "k", Team: "t", User: "u",
 			ModelGroup: "claude", Deployment: "anthropic-1", Provider: "anthropic", Model: "claude-sonnet-4-5-20250929",
-			Usage:            transform.Usage{InputTokens: 4221, OutputTokens: 14, CachedInputTokens: 3000, CacheCreationInputTokens: 1200, ReasoningTokens: 5},
+			Usage:            transform.Usage{InputTokens: 4221, OutputTokens: 14, CachedInputTokens: 3000, CacheCreationInputTokens: 1200, ReasoningTokens: 5, WebSearches: 2},
 			Cost:             0.005673,
 			Estimated:        true,
 			Latency:          1600 * time.Millisecond,

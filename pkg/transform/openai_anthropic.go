@@ -690,7 +690,16 @@ var _ ResponseTranslator = (*openAIToAnthropicResponse)(nil)
 
 // anthropicTokens are Anthropic's usage counters, each replaced whenever a
 // later event reports it.
-type anthropicTokens struct{ splitTokens }
+type anthropicTokens struct {
+	splitTokens
+	webSearches int64
+}
+
+func (t *anthropicTokens) usage() Usage {
+	u := t.splitTokens.usage()
+	u.WebSearches = t.webSearches
+	return u
+}
 
 func (t *anthropicTokens) update(u gjson.Result) {
 	u.ForEach(func(k, v gjson.Result) bool {
@@ -703,6 +712,8 @@ func (t *anthropicTokens) update(u gjson.Result) {
 			t.cacheRead = v.Int()
 		case "cache_creation_input_tokens":
 			t.cacheWrite = v.Int()
+		case "server_tool_use":
+			t.webSearches = v.Get("web_search_requests").Int()
 		}
 		return true
 	})

@@ -510,6 +510,17 @@ func TestOpenAIToAnthropic_ResponseBodyFields(t *testing.T) {
 			t.Errorf("result usage %+v model %q", res.Usage, res.Model)
 		}
 	})
+	// Searches are billed per search, so their count travels with the usage.
+	t.Run("web_search", func(t *testing.T) {
+		res, _ := translateResponse(t, "web_search")
+		if res.Usage != (transform.Usage{InputTokens: 6039, OutputTokens: 931, WebSearches: 1}) {
+			t.Errorf("usage = %+v", res.Usage)
+		}
+		_, last := streamChunks(t, "web_search", false)
+		if last.Usage != (transform.Usage{InputTokens: 10682, OutputTokens: 510, WebSearches: 1}) {
+			t.Errorf("stream usage = %+v", last.Usage)
+		}
+	})
 	t.Run("tool_use", func(t *testing.T) {
 		_, c := translateResponse(t, "tool_use")
 		ch := c.Choices[0]

@@ -162,6 +162,9 @@ type Usage struct {
 	CachedInputTokens        int64
 	CacheCreationInputTokens int64
 	ReasoningTokens          int64
+	// WebSearches counts the server-side web searches the provider ran and
+	// bills per search (Anthropic's server_tool_use.web_search_requests).
+	WebSearches int64
 }
 
 // TotalTokens is input plus output tokens.
