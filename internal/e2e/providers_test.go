@@ -85,10 +85,11 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 	cfg = strings.Replace(cfg, "keys:", fmt.Sprintf(`  - {model_name: e-openai, litellm_params: {model: openai/text-embedding-3-small, api_base: "%s/v1", api_key: k-openai}, model_info: {id: de-openai}}
   - {model_name: e-azure, litellm_params: {model: azure/my-embedder, api_base: "%s", api_key: k-azure}, model_info: {id: de-azure}}
   - {model_name: e-bedrock, litellm_params: {model: bedrock/amazon.titan-embed-text-v2:0, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: de-bedrock}}
+  - {model_name: e-bedrock-cohere, litellm_params: {model: bedrock/cohere.embed-english-v3, api_base: "%s", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: aws-secret}, model_info: {id: de-bedrock-cohere}}
   - {model_name: e-gemini, litellm_params: {model: gemini/text-embedding-004, api_base: "%s", api_key: k-gemini}, model_info: {id: de-gemini}}
   - {model_name: e-vertex, litellm_params: {model: vertex_ai/text-embedding-005, api_base: "%s", vertex_project: proj-1, vertex_credentials: '%s'}, model_info: {id: de-vertex}}
   - {model_name: e-cohere, litellm_params: {model: cohere/embed-v4.0, api_base: "%s", api_key: k-cohere}, model_info: {id: de-cohere}}
-keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("cohere")), 1)
+keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("cohere")), 1)
 
 	// Known prices on every deployment, so each request's cost is exact.
 	cfg = strings.ReplaceAll(cfg, "litellm_params: {", "litellm_params: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002, ")
@@ -219,7 +220,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 		})
 	}
 
-	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "cohere"} {
+	for _, name := range []string{"openai", "azure", "bedrock", "bedrock-cohere", "gemini", "vertex", "cohere"} {
 		t.Run(name+"/embeddings", func(t *testing.T) {
 			res, err := client.Embeddings.New(t.Context(), openai.EmbeddingNewParams{
 				Model: "e-" + name,
@@ -232,6 +233,20 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("gemini"), u("vertex"), vertexU
 			if len(res.Data) != 1 || len(res.Data[0].Embedding) == 0 || float32(res.Data[0].Embedding[0]) != want[0] {
 				t.Errorf("embedding = %d vectors, first %v", len(res.Data), res.Data)
 			}
+			// Gemini AI Studio and Cohere on Bedrock report no usage: the
+			// gateway meters the input with its tokenizer instead.
+			if res.Usage.PromptTokens == 0 {
+				recs, _ := spend.Query(context.Background(), accounting.Filter{ModelGroup: "e-" + name})
+				for deadline := time.Now().Add(5 * time.Second); len(recs) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					recs, _ = spend.Query(context.Background(), accounting.Filter{ModelGroup: "e-" + name})
+				}
+				tokens := accounting.EstimateTokens("embed this for " + name)
+				if len(recs) != 1 || !recs[0].Estimated || recs[0].Usage.InputTokens != tokens || math.Abs(recs[0].Cost-float64(tokens)*0.000001) > 1e-12 {
+					t.Errorf("records %+v, want one estimated at %d input tokens", recs, tokens)
+				}
+				return
+			}
+			recorded(t, "e-"+name, 1, openai.CompletionUsage{PromptTokens: res.Usage.PromptTokens})
 		})
 	}
 
