@@ -2,6 +2,8 @@ package transform
 
 import (
 	"fmt"
+	"path"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -16,8 +18,10 @@ import (
 // NewCompletionsRequest returns the request translator for legacy
 // completions to OpenAI (provider "" or "openai"), to Azure OpenAI
 // ("azure"), or to a named OpenAI-compatible provider (see
-// CompatProviders), whose model prefix and stream_options support apply as
-// for chat. The path is {BasePath}/completions with bearer auth; for Azure
+// CompatProviders) that serves the API, whose model prefix and
+// stream_options support apply as for chat; the others (mistral, groq,
+// perplexity) get ErrUnsupported. The path is {BasePath}/completions
+// ({BasePath}/beta/completions for deepseek) with bearer auth; for Azure
 // it is {BasePath}/openai/deployments/{Model}/completions?api-version=...
 // (or /openai/v1/completions) with the key in api-key, as for Azure chat
 // (see NewOpenAIToAzureRequest).
@@ -29,7 +33,7 @@ func NewCompletionsRequest(provider string, t Target) (RequestTranslator, error)
 		return &azureRequest{target: t, operation: "completions", body: &completionsRequest{target: t}}, nil
 	}
 	p, ok := compatLookup(provider)
-	if !ok {
+	if !ok || p.completions == "" {
 		return nil, fmt.Errorf("%w: completions to %q", ErrUnsupported, provider)
 	}
 	return &completionsRequest{target: t, compat: &p}, nil
@@ -51,7 +55,7 @@ func newCompletionsResponse(p Provider, o ResponseOptions) (ResponseTranslator, 
 	if p == ProviderAzure {
 		return NewOpenAIToAzureResponse(o), nil
 	}
-	if _, ok := CompatDefaultBase(string(p)); ok || p == ProviderOpenAI {
+	if c, ok := compatLookup(string(p)); (ok && c.completions != "") || p == ProviderOpenAI {
 		return NewCompletionsResponse(o), nil
 	}
 	return nil, fmt.Errorf("%w: %s to %s", ErrUnsupported, APICompletions, p)
@@ -90,13 +94,28 @@ func (t *completionsRequest) RequestBody(body []byte) (RequestResult, error) {
 		return RequestResult{}, err
 	}
 	set, remove := openAIAuthHeaders(&target)
+	upstream := target.BasePath + "/completions"
+	if t.compat != nil {
+		upstream = compatCompletionsPath(target.BasePath, t.compat.completions)
+	}
 	return RequestResult{
-		Path:          target.BasePath + "/completions",
+		Path:          upstream,
 		Body:          out,
 		Stream:        doc.Get("stream").Bool(),
 		SetHeaders:    set,
 		RemoveHeaders: remove,
 	}, nil
+}
+
+// compatCompletionsPath joins a base path and a provider's completions
+// path. A base that already ends in the path's directory is not repeated:
+// DeepSeek's docs give https://api.deepseek.com/beta as the base URL for
+// /beta/completions.
+func compatCompletionsPath(base, completions string) string {
+	if dir := path.Dir(completions); dir != "/" {
+		base = strings.TrimSuffix(base, dir)
+	}
+	return base + completions
 }
 
 // openAIPassThroughEdits applies the only edits an OpenAI-format body

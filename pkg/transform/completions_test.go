@@ -49,8 +49,23 @@ func TestCompletions_RequestBody(t *testing.T) {
 			`{"model":"m","prompt":"hi","stream":true}`, "/v1/completions", `{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, true},
 		{"together not forced", "together_ai", transform.Target{ForceStreamUsage: true},
 			`{"model":"m","prompt":"hi","stream":true}`, "/completions", "", true},
-		{"fireworks prefix", "fireworks_ai", transform.Target{},
-			`{"model":"llama","prompt":"hi"}`, "/completions", `{"model":"accounts/fireworks/models/llama","prompt":"hi"}`, false},
+		{"fireworks prefix", "fireworks_ai", transform.Target{BasePath: "/inference/v1"},
+			`{"model":"llama","prompt":"hi"}`, "/inference/v1/completions", `{"model":"accounts/fireworks/models/llama","prompt":"hi"}`, false},
+		{"deepinfra forced", "deepinfra", transform.Target{BasePath: "/v1/openai", ForceStreamUsage: true},
+			`{"model":"m","prompt":"hi","stream":true}`, "/v1/openai/completions", `{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, true},
+		{"openrouter not forced", "openrouter", transform.Target{BasePath: "/api/v1", ForceStreamUsage: true},
+			`{"model":"m","prompt":"hi","stream":true}`, "/api/v1/completions", "", true},
+		{"xai forced", "xai", transform.Target{BasePath: "/v1", ForceStreamUsage: true},
+			`{"model":"m","prompt":"hi","stream":true}`, "/v1/completions", `{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, true},
+		{"cerebras", "cerebras", transform.Target{Model: "llama3.1-8b", BasePath: "/v1"},
+			`{"model":"m","prompt":"hi"}`, "/v1/completions", `{"model":"llama3.1-8b","prompt":"hi"}`, false},
+		// DeepSeek serves legacy completions only as FIM, under /beta.
+		{"deepseek beta path", "deepseek", transform.Target{},
+			`{"model":"deepseek-chat","prompt":"def f(","suffix":"return 1"}`, "/beta/completions", "", false},
+		{"deepseek beta base", "deepseek", transform.Target{BasePath: "/beta"},
+			`{"model":"deepseek-chat","prompt":"hi"}`, "/beta/completions", "", false},
+		{"deepseek proxied", "deepseek", transform.Target{BasePath: "/deepseek", ForceStreamUsage: true},
+			`{"model":"m","prompt":"hi","stream":true}`, "/deepseek/beta/completions", `{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, true},
 		{"azure deployment and default version", "azure", transform.Target{Model: "instruct-prod", APIKey: "az"},
 			`{"model":"instruct-prod","prompt":"hi"}`, "/openai/deployments/instruct-prod/completions?api-version=2024-10-21", "", false},
 		{"azure deployment from body", "azure", transform.Target{},
@@ -154,28 +169,55 @@ func TestCompletions_RequestBodyInvalid(t *testing.T) {
 
 // TestCompletions_Unsupported: providers without a legacy completions API
 // have neither translator, so the gateway refuses the request rather than
-// sending a body the provider would not understand.
+// sending a body the provider would not understand, or to a path it does
+// not serve. Every compat provider is listed, so a new one must be decided.
 func TestCompletions_Unsupported(t *testing.T) {
-	for _, p := range []transform.Provider{transform.ProviderAnthropic, transform.ProviderBedrock, transform.ProviderGemini,
-		transform.ProviderVertexAI, transform.ProviderCohere, transform.ProviderOllama} {
-		t.Run(string(p), func(t *testing.T) {
-			if _, err := transform.NewRequestTranslator(transform.APICompletions, p, transform.Target{}); !errors.Is(err, transform.ErrUnsupported) {
-				t.Errorf("request: %v", err)
+	tests := []struct {
+		provider transform.Provider
+		served   bool
+	}{
+		{transform.ProviderOpenAI, true},
+		{transform.ProviderAzure, true},
+		{transform.ProviderAnthropic, false},
+		{transform.ProviderBedrock, false},
+		{transform.ProviderGemini, false},
+		{transform.ProviderVertexAI, false},
+		{transform.ProviderCohere, false},
+		{transform.ProviderOllama, false},
+		// Mistral has only FIM (/v1/fim/completions), answered with a
+		// chat.completion; Groq and Perplexity only chat.
+		{"mistral", false},
+		{"groq", false},
+		{"perplexity", false},
+		{"together_ai", true},
+		{"fireworks_ai", true},
+		{"deepinfra", true},
+		{"openrouter", true},
+		{"xai", true},
+		{"deepseek", true},
+		{"cerebras", true},
+		{"hosted_vllm", true},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		seen[string(tt.provider)] = true
+		t.Run(string(tt.provider), func(t *testing.T) {
+			check := func(side string, err error) {
+				t.Helper()
+				if (tt.served && err != nil) || (!tt.served && !errors.Is(err, transform.ErrUnsupported)) {
+					t.Errorf("%s: %v", side, err)
+				}
 			}
-			if _, err := transform.NewResponseTranslator(transform.APICompletions, p, transform.ResponseOptions{}); !errors.Is(err, transform.ErrUnsupported) {
-				t.Errorf("response: %v", err)
-			}
+			_, err := transform.NewRequestTranslator(transform.APICompletions, tt.provider, transform.Target{})
+			check("request", err)
+			_, err = transform.NewResponseTranslator(transform.APICompletions, tt.provider, transform.ResponseOptions{})
+			check("response", err)
 		})
 	}
-	for _, p := range []transform.Provider{transform.ProviderOpenAI, transform.ProviderAzure, "groq", "hosted_vllm"} {
-		t.Run(string(p), func(t *testing.T) {
-			if _, err := transform.NewRequestTranslator(transform.APICompletions, p, transform.Target{}); err != nil {
-				t.Errorf("request: %v", err)
-			}
-			if _, err := transform.NewResponseTranslator(transform.APICompletions, p, transform.ResponseOptions{}); err != nil {
-				t.Errorf("response: %v", err)
-			}
-		})
+	for _, name := range transform.CompatProviders() {
+		if !seen[name] {
+			t.Errorf("compat provider %s has no completions decision here", name)
+		}
 	}
 }
 

@@ -33,6 +33,10 @@ type compatProvider struct {
 	modelPrefix string
 	// edit applies the provider's parameter quirks; nil when it has none.
 	edit func(e *compatEditor) error
+	// completions is the legacy completions endpoint's path under the
+	// base; "" when the provider has no such API, so the gateway refuses
+	// the request instead of sending one that would 404.
+	completions string
 }
 
 // compatNames lists the providers in CompatProviders order.
@@ -45,36 +49,61 @@ func compatLookup(name string) (compatProvider, bool) {
 	case "mistral":
 		// https://docs.mistral.ai/api/#tag/chat: random_seed, tool_choice
 		// "any"; LiteLLM (mistral/chat/transformation.py) maps the OpenAI
-		// names. Usage comes in the last chunk of every stream.
+		// names. Usage comes in the last chunk of every stream. No legacy
+		// completions: the API has chat, embeddings and
+		// /v1/fim/completions, whose reply is a chat.completion object.
 		return compatProvider{base: "https://api.mistral.ai/v1", edit: mistralEdit}, true
 	case "groq":
 		// https://console.groq.com/docs/openai: OpenAI-compatible under
-		// /openai/v1; stream_options.include_usage is accepted.
+		// /openai/v1; stream_options.include_usage is accepted. Its API
+		// reference (console.groq.com/docs/api-reference) has no legacy
+		// completions endpoint.
 		return compatProvider{base: "https://api.groq.com/openai/v1", streamUsage: true, edit: groqEdit}, true
 	case "together_ai":
-		return compatProvider{base: "https://api.together.xyz/v1"}, true
+		// https://docs.together.ai/reference/completions: POST
+		// /v1/completions.
+		return compatProvider{base: "https://api.together.xyz/v1", completions: "/completions"}, true
 	case "fireworks_ai":
 		// LiteLLM (fireworks_ai/chat/transformation.py): models live under
 		// accounts/fireworks/models/, tool_choice "required" is "any".
-		return compatProvider{base: "https://api.fireworks.ai/inference/v1", modelPrefix: "accounts/fireworks/models/", edit: fireworksEdit}, true
+		// https://docs.fireworks.ai/api-reference/post-completions:
+		// POST /inference/v1/completions.
+		return compatProvider{base: "https://api.fireworks.ai/inference/v1", modelPrefix: "accounts/fireworks/models/", edit: fireworksEdit, completions: "/completions"}, true
 	case "deepinfra":
-		return compatProvider{base: "https://api.deepinfra.com/v1/openai", streamUsage: true}, true
+		// https://deepinfra.com/docs/advanced/openai_api: chat completion
+		// and completion, streaming or not, under /v1/openai.
+		return compatProvider{base: "https://api.deepinfra.com/v1/openai", streamUsage: true, completions: "/completions"}, true
 	case "openrouter":
 		// https://openrouter.ai/docs: include_usage "has no effect. Full
 		// usage details are always included."
-		return compatProvider{base: "https://openrouter.ai/api/v1"}, true
+		// https://openrouter.ai/docs/api-reference/completion: POST
+		// /api/v1/completions, "text-only format".
+		return compatProvider{base: "https://openrouter.ai/api/v1", completions: "/completions"}, true
 	case "xai":
-		return compatProvider{base: "https://api.x.ai/v1", streamUsage: true}, true
+		// xAI's REST API reference (docs.x.ai, archived at
+		// archive.fo/gs9tj): POST /v1/completions, legacy, not for
+		// reasoning models.
+		return compatProvider{base: "https://api.x.ai/v1", streamUsage: true, completions: "/completions"}, true
 	case "deepseek":
-		return compatProvider{base: "https://api.deepseek.com", streamUsage: true}, true
+		// https://platform.deepseek.com/api-docs/zh-cn/fim_completion:
+		// legacy completions only as FIM (Beta), POST
+		// https://api.deepseek.com/beta/completions, for clients whose
+		// base URL is https://api.deepseek.com/beta.
+		return compatProvider{base: "https://api.deepseek.com", streamUsage: true, completions: "/beta/completions"}, true
 	case "perplexity":
+		// https://docs.perplexity.ai/docs/sonar/openai-compatibility: the
+		// Sonar API takes OpenAI's chat completions format only.
 		return compatProvider{base: "https://api.perplexity.ai"}, true
 	case "cerebras":
-		return compatProvider{base: "https://api.cerebras.ai/v1"}, true
+		// https://inference-docs.cerebras.ai/api-reference/completions:
+		// POST /v1/completions.
+		return compatProvider{base: "https://api.cerebras.ai/v1", completions: "/completions"}, true
 	case "hosted_vllm":
-		// vLLM's OpenAI server implements stream_options; it has no
-		// public endpoint, so api_base is required.
-		return compatProvider{streamUsage: true}, true
+		// vLLM's OpenAI server implements stream_options and the
+		// Completions API (/v1/completions,
+		// https://docs.vllm.ai/en/stable/serving/openai_compatible_server/);
+		// it has no public endpoint, so api_base is required.
+		return compatProvider{streamUsage: true, completions: "/completions"}, true
 	}
 	return compatProvider{}, false
 }
