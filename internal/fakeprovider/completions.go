@@ -14,7 +14,8 @@ import (
 )
 
 // The OpenAI fake also serves the legacy Completions API: POST
-// /v1/completions and /completions. A body is validated as the real API
+// /v1/completions and /completions, and /beta/completions, where DeepSeek
+// serves the same API (as FIM). A body is validated as the real API
 // does (model and prompt required, the SDK's CompletionNewParams fields
 // plus "stream", nothing else) and answered with a "text_completion"
 // object, or an SSE stream of them ending in data: [DONE], with the usage
@@ -39,7 +40,7 @@ const completionsDefaultMaxTokens = 16
 
 // isCompletionsPath reports whether path is a legacy completions endpoint.
 func isCompletionsPath(path string) bool {
-	return path == "/v1/completions" || path == "/completions"
+	return path == "/v1/completions" || path == "/completions" || path == "/beta/completions"
 }
 
 // openAICompletions is the OpenAI fake bound to one legacy completions

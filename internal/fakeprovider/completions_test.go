@@ -219,6 +219,27 @@ func TestOpenAI_CompletionsErrors(t *testing.T) {
 	}
 }
 
+// TestOpenAI_CompletionsDeepSeekBeta: DeepSeek's base URL for its FIM
+// completions is https://api.deepseek.com/beta; the fake answers there
+// too, and nowhere else under /beta.
+func TestOpenAI_CompletionsDeepSeekBeta(t *testing.T) {
+	srv := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey(testKey))
+	client := openAIClient(srv, option.WithBaseURL(srv.URL()+"/beta"))
+	resp, err := client.Completions.New(t.Context(), openai.CompletionNewParams{Model: "deepseek-chat", Prompt: promptString("def fib(a):"),
+		Suffix: openai.String("return fib(a-1)")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Choices[0].Text != "echo: def fib(a):" || srv.Requests()[0].Path != "/beta/completions" {
+		t.Errorf("response %s, path %s", resp.RawJSON(), srv.Requests()[0].Path)
+	}
+	var apiErr *openai.Error
+	_, err = client.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "deepseek-chat", Messages: userMsg("x")})
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Errorf("chat under /beta: err = %v, want 404", err)
+	}
+}
+
 // TestAzure_Completions: the Azure fake serves the legacy completions API
 // on a deployment's path and on the v1 API, with Azure's credentials; the
 // OpenAI fake's own completions path is not an Azure route.

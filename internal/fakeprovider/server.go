@@ -46,7 +46,8 @@ type Kind string
 // The provider APIs this package fakes.
 const (
 	// OpenAI serves POST /v1/chat/completions and POST /chat/completions,
-	// and the legacy POST /v1/completions and /completions (completions.go).
+	// and the legacy POST /v1/completions and /completions, also at
+	// DeepSeek's /beta/completions (completions.go).
 	OpenAI Kind = "openai"
 	// Anthropic serves POST /v1/messages.
 	Anthropic Kind = "anthropic"
