@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
+	"github.com/tollgate-gw/tollgate/pkg/transform"
 )
 
 // TestCompletions_EndToEnd: the OpenAI SDK's legacy Completions API goes
@@ -284,5 +285,122 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 	}
 	if n := len(anth.Requests()) + len(bedrock.Requests()); n != 0 {
 		t.Errorf("%d requests reached providers without a completions API", n)
+	}
+}
+
+// TestCompletions_Compat: legacy completions to every OpenAI-compatible
+// provider, each configured by prefix alone against the OpenAI-format fake.
+// Those that document the API get it at their path, stream and
+// non-stream, metered with the usage the SDK saw; mistral, groq and
+// perplexity, which have none, get the 400 and nothing goes upstream.
+func TestCompletions_Compat(t *testing.T) {
+	fake := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("k-compat"))
+	refused := map[string]bool{"mistral": true, "groq": true, "perplexity": true}
+	var cfg strings.Builder
+	cfg.WriteString("model_list:\n")
+	for _, name := range transform.CompatProviders() {
+		// DeepSeek's base has no /v1: its FIM endpoint is /beta/completions
+		// at the root.
+		base := fake.URL() + "/v1"
+		if name == "deepseek" {
+			base = fake.URL()
+		}
+		fmt.Fprintf(&cfg, "  - {model_name: c-%s, litellm_params: {model: %s/%s-model, api_base: %q, api_key: k-compat, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}\n",
+			name, name, name, base)
+	}
+	cfg.WriteString("keys: [{id: demo, key: sk-tollgate-demo}]\n")
+	s := startConfigStack(t, cfg.String())
+
+	checkRecord := func(t *testing.T, group string, n int, u openai.CompletionUsage) {
+		t.Helper()
+		r := s.records(t, group, n)[0]
+		want := float64(u.PromptTokens)*0.000001 + float64(u.CompletionTokens)*0.000002
+		if r.Usage.InputTokens != u.PromptTokens || r.Usage.OutputTokens != u.CompletionTokens || u.CompletionTokens == 0 ||
+			r.Estimated || r.Unpriced || math.Abs(r.Cost-want) > 1e-12 || r.Status != 200 {
+			t.Errorf("record %+v, SDK usage %d/%d", r, u.PromptTokens, u.CompletionTokens)
+		}
+	}
+	// checkUpstream checks the newest request the fake received.
+	checkUpstream := func(t *testing.T, name string, stream bool) {
+		t.Helper()
+		reqs := fake.Requests()
+		last := reqs[len(reqs)-1]
+		wantPath, wantModel := "/v1/completions", name+"-model"
+		switch name {
+		case "deepseek":
+			wantPath = "/beta/completions"
+		case "fireworks_ai":
+			wantModel = "accounts/fireworks/models/" + wantModel
+		}
+		if last.Path != wantPath || last.Status != 200 || last.Header.Get("Authorization") != "Bearer k-compat" ||
+			gjson.GetBytes(last.Body, "model").Str != wantModel || gjson.GetBytes(last.Body, "stream").Bool() != stream {
+			t.Errorf("upstream %s %d %s", last.Path, last.Status, last.Body)
+		}
+	}
+
+	for _, name := range transform.CompatProviders() {
+		group := "c-" + name
+		if refused[name] {
+			t.Run(name+"/refuses", func(t *testing.T) {
+				_, err := s.client.Completions.New(t.Context(), openai.CompletionNewParams{
+					Model: openai.CompletionNewParamsModel(group), Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")}})
+				var apiErr *openai.Error
+				if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Type != "invalid_request_error" ||
+					apiErr.Code != "unsupported_endpoint" || apiErr.Param != "model" || !strings.Contains(apiErr.Message, name) {
+					t.Fatalf("err = %v", err)
+				}
+			})
+			continue
+		}
+		t.Run(name+"/non-stream", func(t *testing.T) {
+			resp, err := s.client.Completions.New(t.Context(), openai.CompletionNewParams{
+				Model:  openai.CompletionNewParamsModel(group),
+				Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("complete for " + name)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Choices) != 1 || resp.Choices[0].Text != "echo: complete for "+name || resp.Choices[0].FinishReason != "stop" ||
+				resp.Usage.PromptTokens != 3 || resp.Usage.CompletionTokens != 4 {
+				t.Errorf("response %s", resp.RawJSON())
+			}
+			checkUpstream(t, name, false)
+			checkRecord(t, group, 1, resp.Usage)
+		})
+		t.Run(name+"/stream", func(t *testing.T) {
+			stream := s.client.Completions.NewStreaming(t.Context(), openai.CompletionNewParams{
+				Model:         openai.CompletionNewParamsModel(group),
+				Prompt:        openai.CompletionNewParamsPromptUnion{OfString: openai.String("one two three four five six")},
+				MaxTokens:     openai.Int(3),
+				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+			})
+			var text, finish string
+			var usage openai.CompletionUsage
+			for stream.Next() {
+				ch := stream.Current()
+				for _, c := range ch.Choices {
+					text += c.Text
+					if c.FinishReason != "" {
+						finish = string(c.FinishReason)
+					}
+				}
+				if ch.JSON.Usage.Valid() {
+					usage = ch.Usage
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if text != "echo: one two" || finish != "length" || usage.PromptTokens != 6 || usage.CompletionTokens != 3 {
+				t.Errorf("streamed %q finish %q usage %+v", text, finish, usage)
+			}
+			checkUpstream(t, name, true)
+			checkRecord(t, group, 2, usage)
+		})
+	}
+	for _, r := range fake.Requests() {
+		if m := gjson.GetBytes(r.Body, "model").Str; refused[strings.TrimSuffix(m, "-model")] {
+			t.Errorf("a request for %s reached the provider: %s", m, r.Path)
+		}
 	}
 }
