@@ -6,6 +6,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/option"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,7 +194,28 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 	// Anthropic's Messages API in front of every provider (Claude Code
 	// pointed at any deployment).
 	ac := anthropic.NewClient(anthropicopt.WithBaseURL(sim.URL()), anthropicopt.WithAPIKey(demoKey), anthropicopt.WithMaxRetries(0))
-	for _, name := range []string{"openai", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama", "groq"} {
+	// checkCompatUpstream checks that the newest request to a compat
+	// provider's fake is the chat request its translator builds.
+	checkCompatUpstream := func(t *testing.T, name string, stream bool) {
+		t.Helper()
+		if name != "groq" && !slices.Contains(compat, name) {
+			return
+		}
+		reqs := fakes[name].Requests()
+		last := reqs[len(reqs)-1]
+		wantModel := "some-model"
+		switch name {
+		case "groq":
+			wantModel = "llama-3.3-70b-versatile"
+		case "fireworks_ai":
+			wantModel = "accounts/fireworks/models/some-model"
+		}
+		if last.Path != "/v1/chat/completions" || last.Status != 200 || gjson.GetBytes(last.Body, "model").Str != wantModel ||
+			gjson.GetBytes(last.Body, "stream").Bool() != stream || gjson.GetBytes(last.Body, "messages.0.content.0.text").Str != "messages to "+name {
+			t.Errorf("upstream %s %d %s", last.Path, last.Status, last.Body)
+		}
+	}
+	for _, name := range append([]string{"openai", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama", "groq"}, compat...) {
 		t.Run(name+"/messages", func(t *testing.T) {
 			mp := anthropic.MessageNewParams{Model: anthropic.Model("p-" + name), MaxTokens: 100,
 				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("messages to " + name))}}
@@ -204,6 +226,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 			if len(msg.Content) != 1 || msg.Content[0].Text != "echo: messages to "+name || msg.Usage.OutputTokens == 0 {
 				t.Errorf("message = %+v", msg)
 			}
+			checkCompatUpstream(t, name, false)
 			stream := ac.Messages.NewStreaming(t.Context(), mp)
 			var acc anthropic.Message
 			for stream.Next() {
@@ -217,6 +240,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 			if len(acc.Content) != 1 || acc.Content[0].Text != "echo: messages to "+name {
 				t.Errorf("streamed message = %+v", acc)
 			}
+			checkCompatUpstream(t, name, true)
 		})
 	}
 
