@@ -44,6 +44,19 @@ func classifyCode(code, message string) string {
 		"exceeds the context length",
 		"longer than the context length",
 		"exceeds the available context size",
+		// OpenAI's tail, which Groq and Cerebras send alone.
+		"reduce the length of the messages or completion",
+		// xAI: "This model's maximum prompt length is N but the request
+		// contains M tokens", and later "[input_too_large] Current message
+		// (N tokens) exceeds budget (M tokens)".
+		"maximum prompt length",
+		"[input_too_large]",
+		// Together (text-generation-inference): "`inputs` tokens +
+		// `max_new_tokens` must be <= N".
+		"tokens + `max_new_tokens` must be <=",
+		// vLLM: "The decoder prompt (length N) is longer than the maximum
+		// model length of M".
+		"longer than the maximum model length",
 	}
 	contentPolicy := [...]string{
 		"content_policy_violation",
