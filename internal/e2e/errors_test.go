@@ -26,6 +26,11 @@ func TestProviderErrors_EndToEnd(t *testing.T) {
 		ollamaRunner       = `{"error":"{\"error\":{\"code\":400,\"message\":\"request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":8889,\"n_ctx\":4096}}"}`
 		cohereBlockedIn    = "blocked input: please adjust your prompt and try again, as it may be a potential violation of our Usage Guidelines (https://docs.cohere.ai/usage-guidelines/)."
 		cohereBlockedOut   = "blocked output: please adjust your prompt and try again, as this generation may be a potential violation of our Usage Guidelines (https://docs.cohere.ai/usage-guidelines/)."
+		// Compat providers' context-window bodies (docs/providers.md [x8]).
+		xaiPromptLength  = `{"code":"Client specified an invalid argument","error":"This model's maximum prompt length is 131072 but the request contains 136973 tokens."}`
+		togetherInputs   = "{\"error\":{\"message\":\"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4097. Given: 80125 `inputs` tokens and 4096 `max_new_tokens`\",\"type\":\"invalid_request_error\",\"param\":\"max_tokens\",\"code\":null}}"
+		cerebrasLength   = `{"message":"Please reduce the length of the messages or completion. Current length is 42328 while limit is 40000","type":"invalid_request_error","param":"messages","code":null}`
+		vllmDecoderLimit = `{"error":{"message":"The decoder prompt (length 2136) is longer than the maximum model length of 2048."}}`
 	)
 	fakes := map[string]*fakeprovider.Server{
 		// Windows of 5 tokens: the long prompt below does not fit.
@@ -35,7 +40,9 @@ func TestProviderErrors_EndToEnd(t *testing.T) {
 		"ollama":        fakeprovider.Start(t, fakeprovider.Ollama),
 		"cohere":        fakeprovider.Start(t, fakeprovider.Cohere, fakeprovider.WithAPIKey("k-cohere")),
 	}
-	s := startConfigStack(t, fmt.Sprintf(`
+	compat := []string{"xai", "together_ai", "cerebras", "hosted_vllm"}
+	compatFake := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("k-compat"))
+	cfg := fmt.Sprintf(`
 model_list:
   - {model_name: e-azure-window, litellm_params: {model: azure/gpt4o, api_base: "%s", api_key: k-azure}}
   - {model_name: e-azure, litellm_params: {model: azure/gpt4o, api_base: "%s", api_key: k-azure}}
@@ -43,7 +50,12 @@ model_list:
   - {model_name: e-ollama, litellm_params: {model: ollama_chat/llama3.1, api_base: "%s"}}
   - {model_name: e-cohere, litellm_params: {model: cohere/command-r-plus, api_base: "%s", api_key: k-cohere}}
 keys: [{id: demo, key: sk-tollgate-demo}]
-`, fakes["azure-window"].URL(), fakes["azure"].URL(), fakes["ollama-window"].URL(), fakes["ollama"].URL(), fakes["cohere"].URL()))
+`, fakes["azure-window"].URL(), fakes["azure"].URL(), fakes["ollama-window"].URL(), fakes["ollama"].URL(), fakes["cohere"].URL())
+	for _, name := range compat {
+		fakes[name] = compatFake
+		cfg = strings.Replace(cfg, "keys:", fmt.Sprintf("  - {model_name: e-%s, litellm_params: {model: %s/some-model, api_base: \"%s/v1\", api_key: k-compat}}\nkeys:", name, name, compatFake.URL()), 1)
+	}
+	s := startConfigStack(t, cfg)
 
 	const long = "this prompt is far too long for the window"
 	tests := []struct {
@@ -64,6 +76,10 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			"request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it"},
 		{"cohere blocked input", "cohere", &fakeprovider.Step{Status: 400, ErrorMessage: cohereBlockedIn}, transform.CodeContentPolicy, "", cohereBlockedIn},
 		{"cohere blocked output", "cohere", &fakeprovider.Step{Status: 400, ErrorMessage: cohereBlockedOut}, transform.CodeContentPolicy, "", cohereBlockedOut},
+		{"xai context window", "xai", &fakeprovider.Step{Status: 400, Body: []byte(xaiPromptLength)}, transform.CodeContextLengthExceeded, "", "maximum prompt length is 131072"},
+		{"together_ai context window", "together_ai", &fakeprovider.Step{Status: 400, Body: []byte(togetherInputs)}, transform.CodeContextLengthExceeded, "max_tokens", "must be <= 4097"},
+		{"cerebras context window", "cerebras", &fakeprovider.Step{Status: 400, Body: []byte(cerebrasLength)}, transform.CodeContextLengthExceeded, "", "limit is 40000"},
+		{"hosted_vllm context window", "hosted_vllm", &fakeprovider.Step{Status: 400, Body: []byte(vllmDecoderLimit)}, transform.CodeContextLengthExceeded, "", "maximum model length of 2048"},
 	}
 	for _, tt := range tests {
 		group := "e-" + tt.fake
