@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -140,7 +141,7 @@ func NewOpenAICompatResponse(provider string, o ResponseOptions) (ResponseTransl
 	if _, ok := compatLookup(provider); !ok {
 		return nil, fmt.Errorf("%w: openai-compatible provider %q", ErrUnsupported, provider)
 	}
-	return &compatResponse{openAIToOpenAIResponse{opts: o}}, nil
+	return &compatResponse{openAIToOpenAIResponse: openAIToOpenAIResponse{opts: o}, provider: provider}, nil
 }
 
 // compatRequest translates chat completions requests for one
@@ -339,17 +340,27 @@ func fireworksEdit(e *compatEditor) error {
 // compatResponse is the OpenAI pass-through with providers' error quirks.
 type compatResponse struct {
 	openAIToOpenAIResponse
+	// provider is the compat provider's name; "" applies only the quirks
+	// every provider shares.
+	provider string
 }
 
 var _ ResponseTranslator = (*compatResponse)(nil)
 
 // ErrorBody implements ResponseTranslator. Mistral reports exhausted
 // capacity as "service tier capacity exceeded", which LiteLLM maps to a
-// rate limit so that routers back off or fall back.
+// rate limit so that routers back off or fall back. OpenRouter's
+// moderation refusals are content-policy errors.
 func (r *compatResponse) ErrorBody(status int, body []byte) *ProviderError {
 	e := openAIError(status, body)
 	if strings.Contains(strings.ToLower(e.Message), "service tier capacity exceeded") {
 		e.Status, e.Type = 429, ErrorTypeRateLimit
+	}
+	// OpenRouter answers 403 when the model requires moderation and the
+	// input was flagged, naming the reasons in error.metadata
+	// (https://openrouter.ai/docs/errors).
+	if r.provider == "openrouter" && status == http.StatusForbidden && gjson.GetBytes(body, "error.metadata.reasons").IsArray() {
+		e.Code, e.Type = CodeContentPolicy, ErrorTypeInvalidRequest
 	}
 	return e
 }

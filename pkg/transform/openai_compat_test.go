@@ -246,6 +246,17 @@ func TestCompat_ErrorBody(t *testing.T) {
 			`{"error":{"message":"The decoder prompt (length 2136) is longer than the maximum model length of 2048. Make sure that ` + "`max_model_len`" + ` is no smaller than the number of text tokens."}}`,
 			transform.ProviderError{Status: 400, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContextLengthExceeded,
 				Message: "The decoder prompt (length 2136) is longer than the maximum model length of 2048. Make sure that `max_model_len` is no smaller than the number of text tokens."}},
+		// OpenRouter's moderation refusal: 403 with the reasons in
+		// error.metadata (the message is illustrative; only the status and
+		// metadata are read). Without them a 403 stays a permission error.
+		{"openrouter moderation", "openrouter", 403,
+			`{"error":{"code":403,"message":"openai/gpt-4o requires moderation on OpenAI. Your input was flagged for \"harassment\". No credits were charged.","metadata":{"reasons":["harassment"],"flagged_input":"...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}`,
+			transform.ProviderError{Status: 403, Type: transform.ErrorTypeInvalidRequest, Code: transform.CodeContentPolicy, Message: `openai/gpt-4o requires moderation on OpenAI. Your input was flagged for "harassment". No credits were charged.`}},
+		{"openrouter forbidden", "openrouter", 403, `{"error":{"code":403,"message":"Key limit exceeded"}}`,
+			transform.ProviderError{Status: 403, Type: transform.ErrorTypePermission, Code: "403", Message: "Key limit exceeded"}},
+		{"moderation shape elsewhere", "together_ai", 403,
+			`{"error":{"code":403,"message":"flagged","metadata":{"reasons":["harassment"]}}}`,
+			transform.ProviderError{Status: 403, Type: transform.ErrorTypePermission, Code: "403", Message: "flagged"}},
 		{"groq rate limit", "groq", 429,
 			`{"error":{"message":"Rate limit reached for model","type":"tokens","code":"rate_limit_exceeded"}}`,
 			transform.ProviderError{Status: 429, Type: "tokens", Code: "rate_limit_exceeded", Message: "Rate limit reached for model"}},
