@@ -91,6 +91,12 @@ keys: [{id: demo, key: sk-tollgate-demo}]
   - {model_name: e-vertex, litellm_params: {model: vertex_ai/text-embedding-005, api_base: "%s", vertex_project: proj-1, vertex_credentials: '%s'}, model_info: {id: de-vertex}}
   - {model_name: e-cohere, litellm_params: {model: cohere/embed-v4.0, api_base: "%s", api_key: k-cohere}, model_info: {id: de-cohere}}
 keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("vertex"), vertexUser, u("cohere")), 1)
+	// Compat providers whose docs name an embeddings API (sources in
+	// docs/providers.md [e7]), passed through to the OpenAI-format fake.
+	compatEmbed := []string{"mistral", "fireworks_ai", "deepinfra", "hosted_vllm"}
+	for _, name := range compatEmbed {
+		cfg = strings.Replace(cfg, "keys:", fmt.Sprintf("  - {model_name: e-%s, litellm_params: {model: %s/some-embedder, api_base: \"%s/v1\", api_key: k-groq}, model_info: {id: de-%s}}\nkeys:", name, name, u("groq"), name), 1)
+	}
 
 	// Known prices on every deployment, so each request's cost is exact.
 	cfg = strings.ReplaceAll(cfg, "litellm_params: {", "litellm_params: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002, ")
@@ -214,6 +220,12 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 			gjson.GetBytes(last.Body, "stream").Bool() != stream || gjson.GetBytes(last.Body, "messages.0.content.0.text").Str != "messages to "+name {
 			t.Errorf("upstream %s %d %s", last.Path, last.Status, last.Body)
 		}
+		// The chain asks for stream usage, to fill message_delta; the
+		// mistral translator drops stream_options (Mistral sends usage
+		// unasked).
+		if asked := gjson.GetBytes(last.Body, "stream_options.include_usage").Bool(); asked != (stream && name != "mistral") {
+			t.Errorf("include_usage %v upstream: %s", asked, last.Body)
+		}
 	}
 	for _, name := range append([]string{"openai", "azure", "bedrock", "gemini", "vertex", "vertex-claude", "cohere", "ollama", "groq"}, compat...) {
 		t.Run(name+"/messages", func(t *testing.T) {
@@ -244,7 +256,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 		})
 	}
 
-	for _, name := range []string{"openai", "azure", "bedrock", "bedrock-cohere", "gemini", "vertex", "cohere"} {
+	for _, name := range append([]string{"openai", "azure", "bedrock", "bedrock-cohere", "gemini", "vertex", "cohere"}, compatEmbed...) {
 		t.Run(name+"/embeddings", func(t *testing.T) {
 			res, err := client.Embeddings.New(t.Context(), openai.EmbeddingNewParams{
 				Model: "e-" + name,
