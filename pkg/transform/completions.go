@@ -94,10 +94,11 @@ func (t *completionsRequest) RequestBody(body []byte) (RequestResult, error) {
 		return RequestResult{}, err
 	}
 	set, remove := openAIAuthHeaders(&target)
-	upstream := target.BasePath + "/completions"
+	completions := "/completions"
 	if t.compat != nil {
-		upstream = compatCompletionsPath(target.BasePath, t.compat.completions)
+		completions = t.compat.completions
 	}
+	upstream := compatCompletionsPath(target.BasePath, completions)
 	return RequestResult{
 		Path:          upstream,
 		Body:          out,
@@ -108,7 +109,8 @@ func (t *completionsRequest) RequestBody(body []byte) (RequestResult, error) {
 }
 
 // compatCompletionsPath joins a base path and a provider's completions
-// path. A base that already ends in the path's directory is not repeated:
+// path ("/completions" for OpenAI). A base that already ends in the path's
+// directory is not repeated:
 // DeepSeek's docs give https://api.deepseek.com/beta as the base URL for
 // /beta/completions.
 func compatCompletionsPath(base, completions string) string {

@@ -369,6 +369,7 @@ func BenchmarkCompletions_RequestBody(b *testing.B) {
 		{"untouched", "", transform.Target{APIKey: "sk"}},
 		{"usage_forced", "", transform.Target{APIKey: "sk", ForceStreamUsage: true}},
 		{"azure", "azure", transform.Target{Model: "gpt-3.5-turbo-instruct", APIKey: "az", ForceStreamUsage: true}},
+		{"compat_deepseek", "deepseek", transform.Target{APIKey: "sk", ForceStreamUsage: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tr := newCompletionsRequest(b, bc.provider, bc.target)
