@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/tidwall/gjson"
 
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
@@ -72,23 +73,7 @@ func TestCompletions_EndToEnd(t *testing.T) {
 			MaxTokens:     openai.Int(3),
 			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 		})
-		var text, finish string
-		var usage openai.CompletionUsage
-		for stream.Next() {
-			ch := stream.Current()
-			for _, c := range ch.Choices {
-				text += c.Text
-				if c.FinishReason != "" {
-					finish = string(c.FinishReason)
-				}
-			}
-			if ch.JSON.Usage.Valid() {
-				usage = ch.Usage
-			}
-		}
-		if err := stream.Err(); err != nil {
-			t.Fatal(err)
-		}
+		text, finish, usage := readCompletionStream(t, stream)
 		if text != "echo: one two" || finish != "length" {
 			t.Errorf("streamed %q finish %q", text, finish)
 		}
@@ -187,23 +172,7 @@ keys: [{id: demo, key: sk-tollgate-demo}]
 			MaxTokens:     openai.Int(3),
 			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 		})
-		var text, finish string
-		var usage openai.CompletionUsage
-		for stream.Next() {
-			ch := stream.Current()
-			for _, c := range ch.Choices {
-				text += c.Text
-				if c.FinishReason != "" {
-					finish = string(c.FinishReason)
-				}
-			}
-			if ch.JSON.Usage.Valid() {
-				usage = ch.Usage
-			}
-		}
-		if err := stream.Err(); err != nil {
-			t.Fatal(err)
-		}
+		text, finish, usage := readCompletionStream(t, stream)
 		if text != "echo: one two" || finish != "length" || usage.PromptTokens != 6 || usage.CompletionTokens != 3 {
 			t.Errorf("streamed %q finish %q usage %+v", text, finish, usage)
 		}
@@ -374,23 +343,7 @@ func TestCompletions_Compat(t *testing.T) {
 				MaxTokens:     openai.Int(3),
 				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 			})
-			var text, finish string
-			var usage openai.CompletionUsage
-			for stream.Next() {
-				ch := stream.Current()
-				for _, c := range ch.Choices {
-					text += c.Text
-					if c.FinishReason != "" {
-						finish = string(c.FinishReason)
-					}
-				}
-				if ch.JSON.Usage.Valid() {
-					usage = ch.Usage
-				}
-			}
-			if err := stream.Err(); err != nil {
-				t.Fatal(err)
-			}
+			text, finish, usage := readCompletionStream(t, stream)
 			if text != "echo: one two" || finish != "length" || usage.PromptTokens != 6 || usage.CompletionTokens != 3 {
 				t.Errorf("streamed %q finish %q usage %+v", text, finish, usage)
 			}
@@ -403,4 +356,26 @@ func TestCompletions_Compat(t *testing.T) {
 			t.Errorf("a request for %s reached the provider: %s", m, r.Path)
 		}
 	}
+}
+
+// readCompletionStream drains a legacy completions stream: its text, finish
+// reason and the usage chunk, if any.
+func readCompletionStream(t *testing.T, stream *ssestream.Stream[openai.Completion]) (text, finish string, usage openai.CompletionUsage) {
+	t.Helper()
+	for stream.Next() {
+		ch := stream.Current()
+		for _, c := range ch.Choices {
+			text += c.Text
+			if c.FinishReason != "" {
+				finish = string(c.FinishReason)
+			}
+		}
+		if ch.JSON.Usage.Valid() {
+			usage = ch.Usage
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return text, finish, usage
 }
