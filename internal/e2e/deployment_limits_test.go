@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/internal/envoysim"
 	"github.com/tollgate-gw/tollgate/internal/extproc"
 	"github.com/tollgate-gw/tollgate/internal/fakeprovider"
 	"github.com/tollgate-gw/tollgate/pkg/policy"
@@ -38,27 +39,7 @@ keys:
 // deployment is busy the client gets the gateway's 429. A deployment
 // failure is still retried on its sibling inside the pinned pool.
 func TestDeploymentLimits_PinnedToCapacity(t *testing.T) {
-	a := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
-	b := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
-	f, err := config.Parse([]byte(limitedGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := f.Build(func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Rand 0 picks the first deployment with capacity, so which one a
-	// request must reach is known.
-	lim := policy.NewMemoryLimiter(policy.LimiterConfig{Rand: func() float64 { return 0 }})
-	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
-	sim := startSim(t, "../../examples/xds/envoy.yaml", map[string]string{
-		"127.0.0.1:18000": startXDS(t, []byte(limitedGroup)),
-		"127.0.0.1:50051": startExtProc(t, rt, extproc.Options{Limiter: lim}),
-		"127.0.0.1:18091": hostOf(a.URL()),
-		"127.0.0.1:18092": hostOf(b.URL()),
-	})
-	client := openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
+	a, b, sim, client := startPinnedStack(t, limitedGroup)
 	params := userMessage("pinned")
 	params.Model = "gpt-4o"
 	call := func() (string, error) {
@@ -91,7 +72,7 @@ func TestDeploymentLimits_PinnedToCapacity(t *testing.T) {
 	b.Enqueue(fakeprovider.Step{Delay: 3 * time.Second})
 	go func() { _, _ = call() }()
 	waitRequests(t, b, 3)
-	_, err = call()
+	_, err := call()
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Type != "rate_limit_error" ||
 		!strings.Contains(apiErr.Message, "no deployments available for model group gpt-4o") ||
@@ -136,25 +117,7 @@ model_list:
 keys:
   - {id: demo, key: sk-tollgate-demo}
 `
-	a := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
-	b := fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
-	f, err := config.Parse([]byte(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := f.Build(func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim := policy.NewMemoryLimiter(policy.LimiterConfig{Rand: func() float64 { return 0 }})
-	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
-	sim := startSim(t, "../../examples/xds/envoy.yaml", map[string]string{
-		"127.0.0.1:18000": startXDS(t, []byte(cfg)),
-		"127.0.0.1:50051": startExtProc(t, rt, extproc.Options{Limiter: lim}),
-		"127.0.0.1:18091": hostOf(a.URL()),
-		"127.0.0.1:18092": hostOf(b.URL()),
-	})
-	client := openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
+	a, b, _, client := startPinnedStack(t, cfg)
 	params := userMessage("ejected")
 	params.Model = "gpt-4o"
 	call := func() (string, string, error) {
@@ -186,7 +149,7 @@ keys:
 	b.Enqueue(fakeprovider.Step{Delay: 2 * time.Second})
 	go func() { _, _, _ = call() }()
 	waitRequests(t, b, 5)
-	_, _, err = call()
+	_, _, err := call()
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests ||
 		!strings.Contains(apiErr.Message, "dep-b reached its max_parallel_requests of 1") {
@@ -204,4 +167,31 @@ func waitRequests(t *testing.T, f *fakeprovider.Server, n int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// startPinnedStack runs cfg's two OpenAI deployments (dep-a at 127.0.0.1:18091,
+// dep-b at :18092) behind the xDS server, ext_proc and the stand-in. The
+// limiter's random number is 0, so admission picks the first deployment with
+// capacity and which one a request must reach is known.
+func startPinnedStack(t *testing.T, cfg string) (a, b *fakeprovider.Server, sim *envoysim.Sim, client openai.Client) {
+	t.Helper()
+	a = fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
+	b = fakeprovider.Start(t, fakeprovider.OpenAI, fakeprovider.WithAPIKey("sk-fake-openai"))
+	f, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.Build(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := policy.NewMemoryLimiter(policy.LimiterConfig{Rand: func() float64 { return 0 }})
+	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
+	sim = startSim(t, "../../examples/xds/envoy.yaml", map[string]string{
+		"127.0.0.1:18000": startXDS(t, []byte(cfg)),
+		"127.0.0.1:50051": startExtProc(t, rt, extproc.Options{Limiter: lim}),
+		"127.0.0.1:18091": hostOf(a.URL()),
+		"127.0.0.1:18092": hostOf(b.URL()),
+	})
+	return a, b, sim, openai.NewClient(option.WithBaseURL(sim.URL()+"/v1/"), option.WithAPIKey(demoKey), option.WithMaxRetries(0))
 }
