@@ -35,12 +35,13 @@ func BenchmarkRouterStream_PassThrough(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r := &routerStream{srv: srv, rt: rt, start: time.Now()}
+		r := &routerStream{srv: srv, rt: rt, start: time.Now(), replies: replyPool.Get().(*replies)}
 		for _, m := range msgs {
 			if resp := r.handle(b.Context(), m); resp.GetImmediateResponse() != nil {
 				b.Fatal(resp)
 			}
 		}
+		replyPool.Put(r.replies)
 	}
 }
 
@@ -57,12 +58,13 @@ func BenchmarkUpstreamStream_Attempt(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				u := &upstreamStream{srv: srv, rt: rt, deploymentID: deployment}
+				u := &upstreamStream{srv: srv, rt: rt, deploymentID: deployment, replies: replyPool.Get().(*replies)}
 				for _, m := range msgs {
 					if resp := u.handle(b.Context(), m); resp.GetImmediateResponse() != nil {
 						b.Fatal(resp)
 					}
 				}
+				replyPool.Put(u.replies)
 			}
 		})
 	}
@@ -109,13 +111,15 @@ func BenchmarkRequest(b *testing.B) {
 			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
-				r := &routerStream{srv: srv, rt: rt, start: time.Now()}
+				r := &routerStream{srv: srv, rt: rt, start: time.Now(), replies: replyPool.Get().(*replies)}
 				serveWire(b, r, router)
-				u := &upstreamStream{srv: srv, rt: rt, deploymentID: c.deployment}
+				u := &upstreamStream{srv: srv, rt: rt, deploymentID: c.deployment, replies: replyPool.Get().(*replies)}
 				serveWire(b, u, upstream)
 				u.finish(ctx)
+				replyPool.Put(u.replies)
 				serveWire(b, r, response)
 				r.finish(ctx)
+				replyPool.Put(r.replies)
 			}
 		})
 	}

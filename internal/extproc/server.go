@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,13 +114,17 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		return endOfStream(err)
 	}
 	rt := s.runtime.Load()
+	// The last reply was marshalled by Send before Process returns, so the
+	// stream's reply objects go back for the next stream.
+	p := replyPool.Get().(*replies)
+	defer replyPool.Put(p)
 	var h handler
 	filter := accounting.FilterRouter
 	if id, ok := deploymentOf(req); ok {
-		h = &upstreamStream{srv: s, rt: rt, deploymentID: id}
+		h = &upstreamStream{srv: s, rt: rt, deploymentID: id, replies: p}
 		filter = accounting.FilterUpstream
 	} else {
-		h = &routerStream{srv: s, rt: rt, start: s.opts.Now()}
+		h = &routerStream{srv: s, rt: rt, start: s.opts.Now(), replies: p}
 	}
 	for {
 		start := time.Now()
@@ -143,6 +148,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 	}
 }
+
+// replyPool holds streams' reply objects (a few KB each, mostly header
+// slabs) between streams.
+var replyPool = sync.Pool{New: func() any { return new(replies) }}
 
 // phaseOf names a message's phase for the per-message metric.
 func phaseOf(req *extprocv3.ProcessingRequest) (accounting.ExtProcPhase, bool) {
