@@ -137,6 +137,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		// ~3 % of server CPU under load); workers keep their grown stacks.
 		// Streams beyond the pool still get their own goroutine.
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.ForceServerCodecV2(extproc.Codec()),
 	)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()

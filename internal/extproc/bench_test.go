@@ -138,11 +138,11 @@ func wire(b *testing.B, msgs ...*extprocv3.ProcessingRequest) [][]byte {
 }
 
 // serveWire does a stream's per-message work as the server does it:
-// decode, handle, encode the reply.
+// decode (with the server's codec), handle, encode the reply.
 func serveWire(b *testing.B, h handler, msgs [][]byte) {
 	for _, m := range msgs {
 		var req extprocv3.ProcessingRequest
-		if err := proto.Unmarshal(m, &req); err != nil {
+		if err := unmarshalRequest(m, &req); err != nil {
 			b.Fatal(err)
 		}
 		resp := h.handle(b.Context(), &req)
