@@ -18,7 +18,7 @@ var _ RequestTranslator = (*openAIToOpenAIRequest)(nil)
 
 // RequestBody implements RequestTranslator.
 func (t *openAIToOpenAIRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
+	if !t.target.BodyValidated && !gjson.ValidBytes(body) {
 		return RequestResult{}, invalidf("", "request body is not valid JSON")
 	}
 	// A view, not a copy: nothing read from it outlives the call.
