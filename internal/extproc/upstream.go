@@ -66,10 +66,15 @@ func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.Proc
 	}
 	u.deployment = d
 	u.api = transform.API(metadataFields(req)[mdAPI].GetStringValue())
+	target := d.Target()
+	// The router-level filter writes the api only once it has checked that
+	// the body is a JSON object, and the body reaches this filter as it
+	// was: validating it again here would be a second pass for nothing.
+	target.BodyValidated = u.api != ""
 	if u.api == "" {
 		u.api = transform.APIChatCompletions
 	}
-	if u.translator, err = transform.NewRequestTranslator(u.api, d.Provider, d.Target()); err != nil {
+	if u.translator, err = transform.NewRequestTranslator(u.api, d.Provider, target); err != nil {
 		return u.reject(ctx, err)
 	}
 	if h.GetEndOfStream() {
