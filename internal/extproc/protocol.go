@@ -95,19 +95,32 @@ func (m *mutation) reset() {
 }
 
 func (m *mutation) set(key, value string) {
+	start := len(m.raw)
+	m.raw = append(m.raw, value...)
+	m.add(key, start)
+}
+
+// setInt sets a header to a decimal number, formatted into the arena.
+func (m *mutation) setInt(key string, n int64) {
+	start := len(m.raw)
+	m.raw = strconv.AppendInt(m.raw, n, 10)
+	m.add(key, start)
+}
+
+// add sets key to the arena's bytes from start on. Earlier values keep
+// pointing into the arena's old array when append moves it, which is safe:
+// nothing writes there again in this reply.
+func (m *mutation) add(key string, start int) {
 	var o *corev3.HeaderValueOption
 	var v *corev3.HeaderValue
 	if n := len(m.hm.SetHeaders); n < slab {
+		// Slab entries only ever get the fields written below, so writing
+		// them resets an entry; Reset would also store the message state
+		// atomically, twice per header.
 		o, v = &m.opts[n], &m.vals[n]
-		o.Reset()
-		v.Reset()
 	} else {
 		o, v = new(corev3.HeaderValueOption), new(corev3.HeaderValue)
 	}
-	// Earlier values keep pointing into the arena's old array when append
-	// moves it, which is safe: nothing writes there again in this reply.
-	start := len(m.raw)
-	m.raw = append(m.raw, value...)
 	// Only raw_value is set: Envoy sets a header to "" when only value is
 	// given (envoy #31555), and the unset append flag overwrites.
 	v.Key, v.RawValue = key, m.raw[start:len(m.raw):len(m.raw)]

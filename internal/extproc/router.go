@@ -358,7 +358,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			r.srv.opts.Metrics.SetDeploymentHealth(d.ModelGroup, d.ID, r.status < 500 && r.status != http.StatusTooManyRequests)
 			m.set(headerDeployment, d.ID)
 			if r.attempts > 0 {
-				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
+				m.setInt(headerAttempts, r.attempts)
 			}
 			r.translator, err = transform.NewResponseTranslator(r.api, d.Provider, transform.ResponseOptions{
 				Stream: r.stream, IncludeUsage: r.includeUsage, Created: r.start.Unix(),
@@ -402,12 +402,12 @@ func isStreamContentType(ct string) bool {
 // limits that did not apply are left out.
 func setRateHeaders(m *mutation, rate policy.RateInfo) {
 	if rate.LimitRequests > 0 {
-		m.set("x-ratelimit-limit-requests", strconv.FormatInt(rate.LimitRequests, 10))
-		m.set("x-ratelimit-remaining-requests", strconv.FormatInt(rate.RemainingRequests, 10))
+		m.setInt("x-ratelimit-limit-requests", rate.LimitRequests)
+		m.setInt("x-ratelimit-remaining-requests", rate.RemainingRequests)
 	}
 	if rate.LimitTokens > 0 {
-		m.set("x-ratelimit-limit-tokens", strconv.FormatInt(rate.LimitTokens, 10))
-		m.set("x-ratelimit-remaining-tokens", strconv.FormatInt(rate.RemainingTokens, 10))
+		m.setInt("x-ratelimit-limit-tokens", rate.LimitTokens)
+		m.setInt("x-ratelimit-remaining-tokens", rate.RemainingTokens)
 	}
 }
 
@@ -445,12 +445,12 @@ func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) 
 	if out != nil {
 		// Headers are still held in BUFFERED mode, so the length and type
 		// can be fixed in this reply; a stale content-length fails with 500.
-		m.set(headerContentLen, strconv.Itoa(len(out)))
+		m.setInt(headerContentLen, int64(len(out)))
 		m.set(headerContentType, "application/json")
 		r.replies.replaceBody(out)
 	}
 	if status != r.status {
-		m.set(":status", strconv.Itoa(status))
+		m.setInt(":status", int64(status))
 		r.status = status
 	}
 	r.meter()

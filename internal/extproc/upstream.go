@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -130,7 +129,7 @@ func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody)
 	if res.Body != nil {
 		// Envoy keeps content-length in BUFFERED mode and fails the request
 		// when the new body does not match it.
-		m.set(headerContentLen, strconv.Itoa(len(res.Body)))
+		m.setInt(headerContentLen, int64(len(res.Body)))
 		u.replies.replaceBody(res.Body)
 	}
 	return u.replies.requestBody(u.replies.common())
