@@ -9,6 +9,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // codecSeeds are messages the codec must decode as protobuf does: what
@@ -36,6 +37,24 @@ func codecSeeds(t testing.TB) (fast, slow [][]byte) {
 		respHeadersFromAttempt("anthropic-1", 3, ":status", "200", "content-type", "text/event-stream"),
 		respBody(benchOpenAIResponse, true), respBody("", false), valueOnly, &extprocv3.ProcessingRequest{ObservabilityMode: true},
 		&extprocv3.ProcessingRequest{})
+	// Every kind of Value but lists, nested, in both Struct maps.
+	kinds, err := structpb.NewStruct(map[string]any{"s": "x", "n": 1.5, "b": true, "null": nil, "empty": "",
+		"nested": map[string]any{"deeper": map[string]any{"k": "v"}, "z": 0.0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := respHeadersFromAttempt("openai-1", 1, ":status", "200")
+	all.Attributes["other"] = kinds
+	all.Attributes[""] = &structpb.Struct{}
+	all.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"a": kinds, "b": {}}}
+	fast = append(fast, encode(all)...)
+	// The same attribute and metadata namespace twice: the later replaces
+	// the earlier, whole.
+	twice := encode(&extprocv3.ProcessingRequest{Attributes: map[string]*structpb.Struct{"k": kinds},
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"a": kinds}}},
+		&extprocv3.ProcessingRequest{Attributes: map[string]*structpb.Struct{"k": {}},
+			MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"a": {}}}})
+	fast = append(fast, append(twice[0], twice[1]...))
 	// A field this version does not know is kept as protobuf keeps it.
 	b := fast[2]
 	fast = append(fast, protowire.AppendBytes(protowire.AppendTag(bytes.Clone(b), 99, protowire.BytesType), []byte("future")))
@@ -48,6 +67,10 @@ func codecSeeds(t testing.TB) (fast, slow [][]byte) {
 	bad, _ := proto.Marshal(reqHeaders(false, "kXey", "v"))
 	slow = append(slow, bytes.Replace(bad, []byte("kXey"), []byte("k\xffey"), 1))
 	slow = append(slow, append(bytes.Clone(fast[2]), fast[7]...))
+	list, _ := structpb.NewStruct(map[string]any{"l": []any{"x", 1.0}})
+	withList := reqBody("x")
+	withList.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"a": list}}
+	slow = append(slow, encode(withList)...)
 	h1, _ := proto.Marshal(reqHeaders(false, "a", "1"))
 	h2, _ := proto.Marshal(reqHeaders(true, "b", "2"))
 	slow = append(slow, append(h1, h2...))
