@@ -9,6 +9,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
@@ -112,12 +113,12 @@ func BenchmarkRequest(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r := &routerStream{srv: srv, rt: rt, start: time.Now(), replies: replyPool.Get().(*replies)}
-				serveWire(b, r, router)
+				serveWire(b, r, r.replies, router)
 				u := &upstreamStream{srv: srv, rt: rt, deploymentID: c.deployment, replies: replyPool.Get().(*replies)}
-				serveWire(b, u, upstream)
+				serveWire(b, u, u.replies, upstream)
 				u.finish(ctx)
 				replyPool.Put(u.replies)
-				serveWire(b, r, response)
+				serveWire(b, r, r.replies, response)
 				r.finish(ctx)
 				replyPool.Put(r.replies)
 			}
@@ -138,20 +139,30 @@ func wire(b *testing.B, msgs ...*extprocv3.ProcessingRequest) [][]byte {
 }
 
 // serveWire does a stream's per-message work as the server does it:
-// decode (with the server's codec), handle, encode the reply.
-func serveWire(b *testing.B, h handler, msgs [][]byte) {
+// decode and encode with the server's codec, the reply in the stream's own
+// encoding when it has one.
+func serveWire(b *testing.B, h handler, p *replies, msgs [][]byte) {
+	c := Codec()
 	for _, m := range msgs {
 		var req extprocv3.ProcessingRequest
-		if err := unmarshalRequest(m, &req); err != nil {
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(m)}, &req); err != nil {
 			b.Fatal(err)
 		}
 		resp := h.handle(b.Context(), &req)
 		if resp.GetImmediateResponse() != nil {
 			b.Fatal(resp)
 		}
-		if _, err := proto.Marshal(resp); err != nil {
+		var out proto.Message = resp
+		if resp == &p.resp {
+			if w, ok := p.wire(); ok {
+				out = w
+			}
+		}
+		data, err := c.Marshal(out)
+		if err != nil {
 			b.Fatal(err)
 		}
+		data.Free()
 	}
 }
 

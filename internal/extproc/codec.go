@@ -17,7 +17,8 @@ import (
 )
 
 // Codec is the gRPC codec for the ext_proc server (grpc.ForceServerCodecV2).
-// It encodes as grpc-go's proto codec does. It decodes the headers and
+// It encodes as grpc-go's proto codec does, copying replies the streams
+// encoded themselves without protobuf. It decodes the headers and
 // bodies, attributes and metadata of a ProcessingRequest itself:
 // protobuf's generic decoder makes three allocations per header and more
 // per Struct field, through reflection, and decoding was the largest part
@@ -34,7 +35,22 @@ var protoCodec = encoding.GetCodecV2(protoenc.Name)
 
 func (codec) Name() string { return protoCodec.Name() }
 
-func (codec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	e, ok := v.(*encodedReply)
+	if !ok {
+		return protoCodec.Marshal(v)
+	}
+	// gRPC writes the buffer after Send returns, so the reply is copied,
+	// into a pooled buffer when it is large, as grpc-go's codec does.
+	b := e.ProtoReflect().GetUnknown()
+	if mem.IsBelowBufferPoolingThreshold(len(b)) {
+		return mem.BufferSlice{mem.SliceBuffer(bytes.Clone(b))}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(len(b))
+	copy(*buf, b)
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
 
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	req, ok := v.(*extprocv3.ProcessingRequest)

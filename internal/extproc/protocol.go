@@ -269,6 +269,9 @@ type replies struct {
 	newBody     extprocv3.BodyMutation_Body
 	mut         mutation
 	md          metadataWriter
+	// The reply encoded by wire, as the unknown fields of encoded.
+	enc     []byte
+	encoded encodedReply
 }
 
 // begin starts the next reply and returns its header mutation.

@@ -136,7 +136,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			// A message kind Envoy never sends (e.g. a window update): no
 			// reply is due.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ignoring unexpected ext_proc message")
-		} else if err := stream.Send(resp); err != nil {
+		} else if err := send(stream, p, resp); err != nil {
 			h.finish(ctx)
 			return endOfStream(err)
 		}
@@ -147,6 +147,16 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return endOfStream(err)
 		}
 	}
+}
+
+// send sends resp, in its own encoding when it is the reply built in p.
+func send(stream extprocv3.ExternalProcessor_ProcessServer, p *replies, resp *extprocv3.ProcessingResponse) error {
+	if resp == &p.resp {
+		if m, ok := p.wire(); ok {
+			return stream.SendMsg(m)
+		}
+	}
+	return stream.Send(resp)
 }
 
 // replyPool holds streams' reply objects (a few KB each, mostly header
