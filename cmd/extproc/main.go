@@ -23,7 +23,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -128,17 +127,12 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
 	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(extproc.GRPCOptions(),
 		grpc.MaxRecvMsgSize(msgLimit),
 		grpc.MaxSendMsgSize(msgLimit),
 		// Envoy keeps one HTTP/2 connection and pings it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		// Every request opens at least two streams. A fresh goroutine per
-		// stream grows its stack again each time (morestack, copystack were
-		// ~3 % of server CPU under load); workers keep their grown stacks.
-		grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ForceServerCodecV2(extproc.Codec()),
-	)
+	)...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -214,14 +208,6 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 		return err
 	}
 }
-
-// streamWorkers sizes the gRPC server's stream worker pool: a few per core
-// covers the streams a busy replica turns over quickly. A larger pool is
-// slower: work goes to the longest-idle worker, and the GC shrinks idle
-// workers' stacks, so with 256 workers stack growth was back at 4 % of CPU
-// under load; with 32 it was gone. Longer-lived streams beyond the pool get
-// their own goroutine, as without a pool.
-func streamWorkers() uint32 { return uint32(16 * runtime.GOMAXPROCS(0)) }
 
 // redisClient connects to the configured Redis; nil when none is.
 func redisClient(rt *config.Runtime) (redis.UniversalClient, error) {

@@ -67,7 +67,7 @@ func startServerWith(t testing.TB, o Options) extprocv3.ExternalProcessorClient 
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
+	gs := grpc.NewServer(GRPCOptions()...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
