@@ -112,15 +112,13 @@ func BenchmarkRequest(b *testing.B) {
 			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
-				r := &routerStream{srv: srv, rt: rt, start: time.Now(), replies: replyPool.Get().(*replies)}
-				serveWire(b, r, r.replies, router)
-				u := &upstreamStream{srv: srv, rt: rt, deploymentID: c.deployment, replies: replyPool.Get().(*replies)}
-				serveWire(b, u, u.replies, upstream)
+				r := &routerStream{srv: srv, rt: rt, start: time.Now()}
+				serveWire(b, r, router)
+				u := &upstreamStream{srv: srv, rt: rt, deploymentID: c.deployment}
+				serveWire(b, u, upstream)
 				u.finish(ctx)
-				replyPool.Put(u.replies)
-				serveWire(b, r, r.replies, response)
+				serveWire(b, r, response)
 				r.finish(ctx)
-				replyPool.Put(r.replies)
 			}
 		})
 	}
@@ -138,16 +136,18 @@ func wire(b *testing.B, msgs ...*extprocv3.ProcessingRequest) [][]byte {
 	return out
 }
 
-// serveWire does a stream's per-message work as the server does it:
-// decode and encode with the server's codec, the reply in the stream's own
-// encoding when it has one.
-func serveWire(b *testing.B, h handler, p *replies, msgs [][]byte) {
+// serveWire does a stream's per-message work as Process does it: decode
+// and encode with the server's codec, the reply built in pooled objects and
+// sent in its own encoding.
+func serveWire(b *testing.B, h handler, msgs [][]byte) {
 	c := Codec()
 	for _, m := range msgs {
 		var req extprocv3.ProcessingRequest
 		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(m)}, &req); err != nil {
 			b.Fatal(err)
 		}
+		p := replyPool.Get().(*replies)
+		h.use(p)
 		resp := h.handle(b.Context(), &req)
 		if resp.GetImmediateResponse() != nil {
 			b.Fatal(resp)
@@ -163,6 +163,8 @@ func serveWire(b *testing.B, h handler, p *replies, msgs [][]byte) {
 			b.Fatal(err)
 		}
 		data.Free()
+		h.use(nil)
+		replyPool.Put(p)
 	}
 }
 

@@ -252,10 +252,10 @@ func view(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// replies is a stream's reply, built in objects the stream reuses: grpc-go
-// marshals a reply inside Send and keeps nothing, and a stream handles one
-// message at a time, so each message's reply costs no allocation. A reply
-// is valid until the stream's next one is begun.
+// replies is one reply, built in objects that are reused: grpc-go
+// marshals a reply inside Send and keeps nothing, so Process takes them
+// from a pool for each message and puts them back once the reply is sent,
+// and a reply costs no allocation. A reply is valid until then.
 type replies struct {
 	resp        extprocv3.ProcessingResponse
 	reqHeaders  extprocv3.ProcessingResponse_RequestHeaders

@@ -57,6 +57,8 @@ type routerStream struct {
 	complete   bool
 	errorType  transform.ErrorType
 
+	// replies holds the reply being built; Process hands it over per
+	// message.
 	replies *replies
 
 	// Metering.
@@ -68,6 +70,8 @@ type routerStream struct {
 	cost       float64
 	priced     bool
 }
+
+func (r *routerStream) use(p *replies) { r.replies = p }
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	var resp *extprocv3.ProcessingResponse

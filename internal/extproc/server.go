@@ -104,6 +104,8 @@ func (s *Server) SwapRuntime(rt *config.Runtime) { s.runtime.Store(rt) }
 // the reply to each. finish is called once when the stream ends, however it
 // ends; the handler knows from its own state whether the exchange completed.
 type handler interface {
+	// use gives the handler the objects its next reply is built in.
+	use(p *replies)
 	handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse
 	finish(ctx context.Context)
 }
@@ -116,20 +118,21 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		return endOfStream(err)
 	}
 	rt := s.runtime.Load()
-	// The last reply was marshalled by Send before Process returns, so the
-	// stream's reply objects go back for the next stream.
-	p := replyPool.Get().(*replies)
-	defer replyPool.Put(p)
 	var h handler
 	filter := accounting.FilterRouter
 	if id, ok := deploymentOf(req); ok {
-		h = &upstreamStream{srv: s, rt: rt, deploymentID: id, replies: p}
+		h = &upstreamStream{srv: s, rt: rt, deploymentID: id}
 		filter = accounting.FilterUpstream
 	} else {
-		h = &routerStream{srv: s, rt: rt, start: s.opts.Now(), replies: p}
+		h = &routerStream{srv: s, rt: rt, start: s.opts.Now()}
 	}
 	for {
 		start := time.Now()
+		// Send marshals the reply before it returns, so its objects go back
+		// to the pool right after: a stream waiting for its next message
+		// (a router-level stream, for the whole upstream call) holds none.
+		p := replyPool.Get().(*replies)
+		h.use(p)
 		resp := h.handle(ctx, req)
 		if phase, ok := phaseOf(req); ok {
 			s.opts.Metrics.ObserveExtProcMessage(filter, phase, time.Since(start))
@@ -139,9 +142,13 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			// reply is due.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ignoring unexpected ext_proc message")
 		} else if err := send(stream, p, resp); err != nil {
+			h.use(nil)
+			replyPool.Put(p)
 			h.finish(ctx)
 			return endOfStream(err)
 		}
+		h.use(nil)
+		replyPool.Put(p)
 		// Envoy closes or resets the stream once it needs nothing more, so
 		// an end here is normal.
 		if req, err = stream.Recv(); err != nil {
@@ -161,8 +168,8 @@ func send(stream extprocv3.ExternalProcessor_ProcessServer, p *replies, resp *ex
 	return stream.Send(resp)
 }
 
-// replyPool holds streams' reply objects (a few KB each, mostly header
-// slabs) between streams.
+// replyPool holds reply objects (a few KB each, mostly header slabs)
+// between replies.
 var replyPool = sync.Pool{New: func() any { return new(replies) }}
 
 // phaseOf names a message's phase for the per-message metric.

@@ -31,8 +31,12 @@ type upstreamStream struct {
 	translator transform.RequestTranslator
 	body       []byte
 
+	// replies holds the reply being built; Process hands it over per
+	// message.
 	replies *replies
 }
+
+func (u *upstreamStream) use(p *replies) { u.replies = p }
 
 func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch m := req.GetRequest().(type) {
