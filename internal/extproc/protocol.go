@@ -169,8 +169,8 @@ func immediateJSON(status int, body []byte) *extprocv3.ProcessingResponse {
 }
 
 // Replies of each kind. Envoy requires exactly one reply per message with
-// the same oneof case. These allocate; the per-request path uses a stream's
-// replies instead.
+// the same oneof case. These allocate; the per-message path builds its
+// replies in pooled objects instead.
 
 func requestHeadersReply(c *extprocv3.CommonResponse) *extprocv3.ProcessingResponse {
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: c}}}
