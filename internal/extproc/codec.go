@@ -151,27 +151,42 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 }
 
 // decodeOneof sets req's request to the headers or body field num holds.
+// A oneof member and its messages are allocated together, one allocation
+// instead of three.
 func decodeOneof(num protowire.Number, v []byte, req *extprocv3.ProcessingRequest) bool {
 	switch num {
 	case reqRequestHeaders, reqResponseHeaders:
-		h, ok := decodeHeaders(v)
-		if !ok {
+		a := new(struct {
+			req  extprocv3.ProcessingRequest_RequestHeaders
+			resp extprocv3.ProcessingRequest_ResponseHeaders
+			h    extprocv3.HttpHeaders
+			hm   corev3.HeaderMap
+		})
+		if !decodeHeaders(v, &a.h, &a.hm) {
 			return false
 		}
 		if num == reqRequestHeaders {
-			req.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: h}
+			a.req.RequestHeaders = &a.h
+			req.Request = &a.req
 		} else {
-			req.Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: h}
+			a.resp.ResponseHeaders = &a.h
+			req.Request = &a.resp
 		}
 	case reqRequestBody, reqResponseBody:
-		body, ok := decodeBody(v)
-		if !ok {
+		a := new(struct {
+			req  extprocv3.ProcessingRequest_RequestBody
+			resp extprocv3.ProcessingRequest_ResponseBody
+			body extprocv3.HttpBody
+		})
+		if !decodeBody(v, &a.body) {
 			return false
 		}
 		if num == reqRequestBody {
-			req.Request = &extprocv3.ProcessingRequest_RequestBody{RequestBody: body}
+			a.req.RequestBody = &a.body
+			req.Request = &a.req
 		} else {
-			req.Request = &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: body}
+			a.resp.ResponseBody = &a.body
+			req.Request = &a.resp
 		}
 	default:
 		// Trailers are rare; protobuf decodes them.
@@ -261,14 +276,13 @@ func count(b []byte, num protowire.Number) int {
 	return n
 }
 
-func decodeHeaders(b []byte) (*extprocv3.HttpHeaders, bool) {
-	h := new(extprocv3.HttpHeaders)
-	return h, fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+// decodeHeaders decodes b into h, with its header map in hm.
+func decodeHeaders(b []byte, h *extprocv3.HttpHeaders, hm *corev3.HeaderMap) bool {
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
 		switch {
 		case num == headersHeaders && typ == protowire.BytesType && h.Headers == nil:
-			var ok bool
-			h.Headers, ok = decodeHeaderMap(v)
-			return ok
+			h.Headers = hm
+			return decodeHeaderMap(v, hm)
 		case num == headersEndOfStream && typ == protowire.VarintType:
 			x, _ := protowire.ConsumeVarint(v)
 			h.EndOfStream = protowire.DecodeBool(x)
@@ -279,16 +293,16 @@ func decodeHeaders(b []byte) (*extprocv3.HttpHeaders, bool) {
 }
 
 // decodeHeaderMap decodes all headers into one slab of HeaderValues.
-func decodeHeaderMap(b []byte) (*corev3.HeaderMap, bool) {
+func decodeHeaderMap(b []byte, hm *corev3.HeaderMap) bool {
 	n := count(b, headerMapHeaders)
 	if n < 0 {
-		return nil, false
+		return false
 	}
 	c := newCopies(b)
 	vals := make([]corev3.HeaderValue, n)
-	hm := &corev3.HeaderMap{Headers: make([]*corev3.HeaderValue, n)}
+	hm.Headers = make([]*corev3.HeaderValue, n)
 	i := 0
-	return hm, fields(b, func(_ protowire.Number, _ protowire.Type, v []byte) bool {
+	return fields(b, func(_ protowire.Number, _ protowire.Type, v []byte) bool {
 		hv := &vals[i]
 		hm.Headers[i] = hv
 		i++
@@ -310,9 +324,8 @@ func decodeHeaderMap(b []byte) (*corev3.HeaderMap, bool) {
 	})
 }
 
-func decodeBody(b []byte) (*extprocv3.HttpBody, bool) {
-	body := new(extprocv3.HttpBody)
-	return body, fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+func decodeBody(b []byte, body *extprocv3.HttpBody) bool {
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
 		switch {
 		case num == bodyBody && typ == protowire.BytesType:
 			// Last one wins and empty is nil, as protobuf decodes bytes.
