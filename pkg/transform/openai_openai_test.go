@@ -355,3 +355,17 @@ func BenchmarkOpenAIToOpenAI_StreamChunk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenAIToOpenAI_ResponseBody reads usage and model from a
+// buffered pass-through response.
+func BenchmarkOpenAIToOpenAI_ResponseBody(b *testing.B) {
+	body := readFile(b, filepath.Join("testdata", "openai", "chat.response.json"))
+	tr := newOpenAIResponse(b, transform.ResponseOptions{})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := tr.ResponseBody(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
