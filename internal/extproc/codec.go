@@ -22,8 +22,9 @@ import (
 // bodies, attributes and metadata of a ProcessingRequest itself:
 // protobuf's generic decoder makes three allocations per header and more
 // per Struct field, through reflection, and decoding was the largest part
-// of the server's CPU per request; here a header map or Struct costs a few
-// allocations however many entries it holds. Every other field, and any
+// of the server's CPU per request; here a header map costs a few
+// allocations however many headers it holds, and a Struct one per field
+// besides. Every other field, and any
 // message this decoder does not expect, goes to protobuf, so the result is
 // always what proto.Unmarshal gives.
 func Codec() encoding.CodecV2 { return codec{} }
