@@ -6,6 +6,9 @@
 //	go run ./bench/noop -addr 127.0.0.1:50099
 //	go run ./bench/noop -addr unix:///tmp/noop.sock -pprof 127.0.0.1:6061
 //
+// With -tollgate-grpc it serves with cmd/extproc's gRPC options (codec,
+// stream workers), which make the protocol itself cheaper than this floor.
+//
 // SIGTERM or SIGINT stops it gracefully: open streams get -grace to finish,
 // then they are cut.
 package main
@@ -31,6 +34,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-gw/tollgate/internal/extproc"
 )
 
 func main() {
@@ -39,21 +44,26 @@ func main() {
 	grace := flag.Duration("grace", 5*time.Second, "how long open streams may run after SIGTERM before they are cut")
 	pprofAddr := flag.String("pprof", "", "if set, serve net/http/pprof on this loopback address")
 	streamSSE := flag.Bool("stream-sse", false, "switch text/event-stream response bodies to STREAMED with mode_override, as Tollgate does, so the floor sees the same chunked sequence as the target")
+	tollgateGRPC := flag.Bool("tollgate-grpc", false, "serve with Tollgate's gRPC options (its codec and stream workers), so a comparison leaves out what they save")
 	flag.Parse()
 
+	var opts []grpc.ServerOption
+	if *tollgateGRPC {
+		opts = extproc.GRPCOptions()
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(*addr, noop{streamSSE: *streamSSE}, *maxRecv, *grace, *pprofAddr, log); err != nil {
+	if err := run(*addr, noop{streamSSE: *streamSSE}, *maxRecv, *grace, *pprofAddr, opts, log); err != nil {
 		log.Error("noop server failed", "error", err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(addr string, handler noop, maxRecv int, grace time.Duration, pprofAddr string, log *slog.Logger) error {
+func run(addr string, handler noop, maxRecv int, grace time.Duration, pprofAddr string, opts []grpc.ServerOption, log *slog.Logger) error {
 	lis, err := listen(addr)
 	if err != nil {
 		return err
 	}
-	srv := newServer(handler, maxRecv)
+	srv := newServer(handler, maxRecv, opts...)
 
 	if pprofAddr != "" {
 		pl, err := net.Listen("tcp", pprofAddr)
@@ -101,8 +111,8 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func newServer(handler noop, maxRecv int) *grpc.Server {
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxRecv))
+func newServer(handler noop, maxRecv int, opts ...grpc.ServerOption) *grpc.Server {
+	srv := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxRecv))...)
 	extprocv3.RegisterExternalProcessorServer(srv, handler)
 	return srv
 }

@@ -127,12 +127,12 @@ func run(ctx context.Context, args []string, logOut io.Writer, reload <-chan os.
 	// grpc-go accepts 4 MiB by default; Envoy sends whole BUFFERED bodies
 	// up to its buffer limit in one message.
 	msgLimit := extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(extproc.GRPCOptions(),
 		grpc.MaxRecvMsgSize(msgLimit),
 		grpc.MaxSendMsgSize(msgLimit),
 		// Envoy keeps one HTTP/2 connection and pings it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

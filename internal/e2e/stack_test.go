@@ -124,7 +124,7 @@ func startExtProc(t *testing.T, rt *config.Runtime, o extproc.Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)))
+	gs := grpc.NewServer(append(extproc.GRPCOptions(), grpc.MaxRecvMsgSize(extproc.MessageLimit(rt.Server.MaxRequestBodyBytes)))...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)

@@ -73,7 +73,7 @@ func startServerOn(t testing.TB, rt *config.Runtime, o Options) extprocv3.Extern
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(GRPCOptions()...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)

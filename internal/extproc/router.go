@@ -13,7 +13,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/gjson"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/pkg/accounting"
@@ -58,7 +57,9 @@ type routerStream struct {
 	complete   bool
 	errorType  transform.ErrorType
 
-	chunks chunkReplies
+	// replies holds the reply being built; Process hands it over per
+	// message.
+	replies *replies
 
 	// Metering.
 	reqBody    []byte // the client's body, kept (not copied) to estimate a prompt's tokens
@@ -69,6 +70,8 @@ type routerStream struct {
 	cost       float64
 	priced     bool
 }
+
+func (r *routerStream) use(p *replies) { r.replies = p }
 
 func (r *routerStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	var resp *extprocv3.ProcessingResponse
@@ -135,7 +138,7 @@ func (r *routerStream) requestHeaders(ctx context.Context, h *extprocv3.HttpHead
 	}
 	// Credentials and gateway headers from the client are dropped before
 	// anything else can read them.
-	var m mutation
+	m := r.replies.begin()
 	m.remove(clientCredentialHeaders...)
 	for _, hv := range hm.GetHeaders() {
 		if strings.HasPrefix(hv.GetKey(), headerPrefix) && hv.GetKey() != headerRequestID {
@@ -150,7 +153,7 @@ func (r *routerStream) requestHeaders(ctx context.Context, h *extprocv3.HttpHead
 			m.set("tracestate", ts)
 		}
 	}
-	return requestHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm}), nil
+	return r.replies.requestHeaders(r.replies.common()), nil
 }
 
 // authenticate checks the key with the server's authenticator (stored and
@@ -184,7 +187,8 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (
 		// until the end so a misconfigured mode still works.
 		r.body = append(r.body, body...)
 		if !b.GetEndOfStream() {
-			return requestBodyReply(nil), nil
+			r.replies.begin()
+			return r.replies.requestBody(nil), nil
 		}
 		body = r.body
 	}
@@ -210,23 +214,20 @@ func (r *routerStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) (
 	if err := r.admit(ctx, len(body)); err != nil {
 		return nil, err
 	}
-	var m mutation
+	m := r.replies.begin()
 	m.set(headerPool, r.pool())
-	return &extprocv3.ProcessingResponse{
-		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
-			// The route was chosen before the pool header existed; clearing
-			// the cache (together with a header mutation, or Envoy ignores
-			// it) makes Envoy route on x-tollgate-pool.
-			Response: &extprocv3.CommonResponse{HeaderMutation: m.hm, ClearRouteCache: true},
-		}},
-		// Only what Envoy cannot log itself: the request id, the answering
-		// host's metadata and attempt counts are Envoy's own fields.
-		DynamicMetadata: dynamicMetadata(map[string]*structpb.Value{
-			mdKeyID:      structpb.NewStringValue(r.key.ID),
-			mdModelGroup: structpb.NewStringValue(group.Name),
-			mdAPI:        structpb.NewStringValue(string(r.api)),
-		}),
-	}, nil
+	c := r.replies.common()
+	// The route was chosen before the pool header existed; clearing the
+	// cache (together with a header mutation, or Envoy ignores it) makes
+	// Envoy route on x-tollgate-pool.
+	c.ClearRouteCache = true
+	// Only what Envoy cannot log itself: the request id, the answering
+	// host's metadata and attempt counts are Envoy's own fields.
+	md := &r.replies.md
+	md.str(mdKeyID, r.key.ID)
+	md.str(mdModelGroup, group.Name)
+	md.str(mdAPI, string(r.api))
+	return r.replies.requestBody(c), nil
 }
 
 // requestFields are the request fields the router-level filter acts on.
@@ -348,13 +349,13 @@ func isJSONObject(js string) bool {
 func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := h.GetHeaders()
 	r.status = statusOf(hm)
-	var m mutation
+	m := r.replies.begin()
 	m.set(headerRequestID, r.requestID)
 	if r.group != nil {
 		m.set(headerModelGroup, r.group.Name)
 	}
 	if a := r.admission; a != nil {
-		setRateHeaders(&m, a.Rate)
+		setRateHeaders(m, a.Rate)
 	}
 	if headerValue(hm, headerErrorSource) != "" {
 		r.passOn = true
@@ -379,7 +380,7 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			r.srv.opts.Metrics.SetDeploymentHealth(d.ModelGroup, d.ID, r.status < 500 && r.status != http.StatusTooManyRequests)
 			m.set(headerDeployment, d.ID)
 			if r.attempts > 0 {
-				m.set(headerAttempts, strconv.FormatInt(r.attempts, 10))
+				m.setInt(headerAttempts, r.attempts)
 			}
 			r.translator, err = transform.NewResponseTranslator(r.api, d.Provider, transform.ResponseOptions{
 				Stream: r.stream, IncludeUsage: r.includeUsage, Created: r.start.Unix(),
@@ -391,16 +392,16 @@ func (r *routerStream) responseHeaders(req *extprocv3.ProcessingRequest, h *extp
 			}
 		}
 	}
-	resp := responseHeadersReply(&extprocv3.CommonResponse{HeaderMutation: m.hm})
 	if h.GetEndOfStream() {
 		r.complete = true
-		return resp
-	}
-	if r.translator != nil && isSuccess(r.status) && isStreamContentType(headerValue(hm, headerContentType)) {
+	} else if r.translator != nil && isSuccess(r.status) && isStreamContentType(headerValue(hm, headerContentType)) {
 		// Events must reach the client as they come: switch this response
 		// to STREAMED. Envoy strips content-length itself.
 		r.streamed = true
 		m.set(headerContentType, "text/event-stream")
+	}
+	resp := r.replies.responseHeaders(r.replies.common())
+	if r.streamed {
 		resp.ModeOverride = streamedResponseMode
 	}
 	return resp
@@ -438,12 +439,12 @@ func isStreamContentType(ct string) bool {
 // limits that did not apply are left out.
 func setRateHeaders(m *mutation, rate policy.RateInfo) {
 	if rate.LimitRequests > 0 {
-		m.set("x-ratelimit-limit-requests", strconv.FormatInt(rate.LimitRequests, 10))
-		m.set("x-ratelimit-remaining-requests", strconv.FormatInt(rate.RemainingRequests, 10))
+		m.setInt("x-ratelimit-limit-requests", rate.LimitRequests)
+		m.setInt("x-ratelimit-remaining-requests", rate.RemainingRequests)
 	}
 	if rate.LimitTokens > 0 {
-		m.set("x-ratelimit-limit-tokens", strconv.FormatInt(rate.LimitTokens, 10))
-		m.set("x-ratelimit-remaining-tokens", strconv.FormatInt(rate.RemainingTokens, 10))
+		m.setInt("x-ratelimit-limit-tokens", rate.LimitTokens)
+		m.setInt("x-ratelimit-remaining-tokens", rate.RemainingTokens)
 	}
 }
 
@@ -469,34 +470,32 @@ func (r *routerStream) responseBody(ctx context.Context, b *extprocv3.HttpBody) 
 	if !b.GetEndOfStream() || r.respBody != nil {
 		r.respBody = append(r.respBody, body...)
 		if !b.GetEndOfStream() {
-			return responseBodyReply(nil)
+			r.replies.begin()
+			return r.replies.responseBody(nil)
 		}
 		body = r.respBody
 	}
 	r.complete = true
 	r.logBody(ctx, "response body", body)
 	out, status := r.translateBuffered(ctx, body)
-	var m mutation
-	var c extprocv3.CommonResponse
+	m := r.replies.begin()
 	if out != nil {
 		// Headers are still held in BUFFERED mode, so the length and type
 		// can be fixed in this reply; a stale content-length fails with 500.
-		m.set(headerContentLen, strconv.Itoa(len(out)))
+		m.setInt(headerContentLen, int64(len(out)))
 		m.set(headerContentType, "application/json")
-		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		r.replies.replaceBody(out)
 	}
 	if status != r.status {
-		m.set(":status", strconv.Itoa(status))
+		m.setInt(":status", int64(status))
 		r.status = status
 	}
 	r.meter()
 	if r.priced {
 		m.set(headerResponseCost, strconv.FormatFloat(r.cost, 'f', -1, 64))
 	}
-	c.HeaderMutation = m.hm
-	resp := responseBodyReply(&c)
-	resp.DynamicMetadata = r.usageMetadata()
-	return resp
+	r.usageMetadata()
+	return r.replies.responseBody(r.replies.common())
 }
 
 // translateBuffered returns the body to send instead of the provider's (nil
@@ -554,13 +553,16 @@ func (r *routerStream) streamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 		}
 		r.delivered.add(res.Body)
 	}
-	resp := r.chunks.next(res.Body, !sameBytes(res.Body, chunk))
+	r.replies.begin()
+	if !sameBytes(res.Body, chunk) {
+		r.replies.replaceBody(res.Body)
+	}
 	if b.GetEndOfStream() {
 		r.complete = true
 		r.meter()
-		resp.DynamicMetadata = r.usageMetadata()
+		r.usageMetadata()
 	}
-	return resp
+	return r.replies.responseBody(r.replies.common())
 }
 
 // sameBytes reports whether out is chunk itself, as pass-through
@@ -572,28 +574,27 @@ func sameBytes(out, chunk []byte) bool {
 	return len(out) == 0 || &out[0] == &chunk[0]
 }
 
-// usageMetadata exposes the request's outcome to Envoy access logs.
-func (r *routerStream) usageMetadata() *structpb.Struct {
-	f := map[string]*structpb.Value{
-		"input_tokens":  structpb.NewNumberValue(float64(r.usage.InputTokens)),
-		"output_tokens": structpb.NewNumberValue(float64(r.usage.OutputTokens)),
-	}
+// usageMetadata exposes the request's outcome to Envoy access logs, in the
+// reply being built.
+func (r *routerStream) usageMetadata() {
+	md := &r.replies.md
+	md.num("input_tokens", float64(r.usage.InputTokens))
+	md.num("output_tokens", float64(r.usage.OutputTokens))
 	if r.usage.CachedInputTokens > 0 {
-		f["cached_input_tokens"] = structpb.NewNumberValue(float64(r.usage.CachedInputTokens))
+		md.num("cached_input_tokens", float64(r.usage.CachedInputTokens))
 	}
 	if r.usage.ReasoningTokens > 0 {
-		f["reasoning_tokens"] = structpb.NewNumberValue(float64(r.usage.ReasoningTokens))
+		md.num("reasoning_tokens", float64(r.usage.ReasoningTokens))
 	}
 	if r.respModel != "" {
-		f["response_model"] = structpb.NewStringValue(r.respModel)
+		md.str("response_model", r.respModel)
 	}
 	if r.priced {
-		f["cost"] = structpb.NewNumberValue(r.cost)
+		md.num("cost", r.cost)
 	}
 	if r.estimated {
-		f["usage_estimated"] = structpb.NewBoolValue(true)
+		md.boolean("usage_estimated", true)
 	}
-	return dynamicMetadata(f)
 }
 
 // meter settles the request's usage and cost once: the provider's usage,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -31,7 +30,13 @@ type upstreamStream struct {
 	api        transform.API
 	translator transform.RequestTranslator
 	body       []byte
+
+	// replies holds the reply being built; Process hands it over per
+	// message.
+	replies *replies
 }
+
+func (u *upstreamStream) use(p *replies) { u.replies = p }
 
 func (u *upstreamStream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch m := req.GetRequest().(type) {
@@ -64,10 +69,15 @@ func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.Proc
 	}
 	u.deployment = d
 	u.api = transform.API(metadataFields(req)[mdAPI].GetStringValue())
+	target := d.Target()
+	// The router-level filter writes the api only once it has checked that
+	// the body is a JSON object, and the body reaches this filter as it
+	// was: validating it again here would be a second pass for nothing.
+	target.BodyValidated = u.api != ""
 	if u.api == "" {
 		u.api = transform.APIChatCompletions
 	}
-	if u.translator, err = transform.NewRequestTranslator(u.api, d.Provider, d.Target()); err != nil {
+	if u.translator, err = transform.NewRequestTranslator(u.api, d.Provider, target); err != nil {
 		return u.reject(ctx, err)
 	}
 	if h.GetEndOfStream() {
@@ -75,7 +85,8 @@ func (u *upstreamStream) requestHeaders(ctx context.Context, req *extprocv3.Proc
 	}
 	// Mutations wait for the body reply: in BUFFERED mode Envoy still holds
 	// the headers then, and path, auth and length are all known at once.
-	return requestHeadersReply(nil)
+	u.replies.begin()
+	return u.replies.requestHeaders(nil)
 }
 
 func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
@@ -86,7 +97,8 @@ func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody)
 	if !b.GetEndOfStream() || u.body != nil {
 		u.body = append(u.body, body...)
 		if !b.GetEndOfStream() {
-			return requestBodyReply(nil)
+			u.replies.begin()
+			return u.replies.requestBody(nil)
 		}
 		body = u.body
 	}
@@ -113,20 +125,18 @@ func (u *upstreamStream) requestBody(ctx context.Context, b *extprocv3.HttpBody)
 	}
 	// Attempt k sees the headers attempt k-1 left: every header this filter
 	// may have set is set or removed again.
-	var m mutation
+	m := u.replies.begin()
 	m.remove(upstreamRemovedHeaders...)
 	m.remove(res.RemoveHeaders...)
 	m.set(":path", res.Path)
 	m.setTranslated(res.SetHeaders)
-	var c extprocv3.CommonResponse
 	if res.Body != nil {
 		// Envoy keeps content-length in BUFFERED mode and fails the request
 		// when the new body does not match it.
-		m.set(headerContentLen, strconv.Itoa(len(res.Body)))
-		c.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: res.Body}}
+		m.setInt(headerContentLen, int64(len(res.Body)))
+		u.replies.replaceBody(res.Body)
 	}
-	c.HeaderMutation = m.hm
-	return requestBodyReply(&c)
+	return u.replies.requestBody(u.replies.common())
 }
 
 func (u *upstreamStream) finish(context.Context) {}

@@ -145,7 +145,7 @@ func TestUpstream_CredentialsSourceSignsTranslatedRequest(t *testing.T) {
 			d.Credentials = creds
 			t.Cleanup(func() { d.Credentials = nil })
 			srv := New(rt, Options{})
-			u := &upstreamStream{srv: srv, rt: rt, deploymentID: "anthropic-1"}
+			u := &upstreamStream{srv: srv, rt: rt, deploymentID: "anthropic-1", replies: new(replies)}
 			u.handle(t.Context(), upstreamHeaders("anthropic-1", ":path", "/v1/chat/completions"))
 			resp := u.handle(t.Context(), reqBody(chatBody))
 			if tc.wantErr {

@@ -22,7 +22,7 @@ const defaultAnthropicMaxTokens = 4096
 // RequestBody implements RequestTranslator.
 func (t *openAIToAnthropicRequest) RequestBody(body []byte) (RequestResult, error) {
 	var f chatRequest
-	if err := f.parse(body, t.target.DropParams, anthropicUnsupported); err != nil {
+	if err := f.parse(body, &t.target, anthropicUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 

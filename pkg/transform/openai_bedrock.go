@@ -46,7 +46,7 @@ func (t *openAIToBedrockRequest) ToolNames() map[string]string { return t.names.
 func (t *openAIToBedrockRequest) RequestBody(body []byte) (RequestResult, error) {
 	t.names = bedrockToolNamer{}
 	var f chatRequest
-	if err := f.parse(body, t.target.DropParams, bedrockUnsupported); err != nil {
+	if err := f.parse(body, &t.target, bedrockUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	model, err := modelName(&t.target, &f)

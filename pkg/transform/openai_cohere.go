@@ -39,7 +39,7 @@ var _ RequestTranslator = (*cohereRequest)(nil)
 // RequestBody implements RequestTranslator.
 func (t *cohereRequest) RequestBody(body []byte) (RequestResult, error) {
 	var f chatRequest
-	if err := f.parse(body, t.target.DropParams, cohereUnsupported); err != nil {
+	if err := f.parse(body, &t.target, cohereUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	b := cohereRequestBuilder{out: make([]byte, 0, len(body)+64)}

@@ -223,18 +223,37 @@ func (t splitTokens) usage() Usage {
 
 // openAIUsage reads an OpenAI usage object.
 func openAIUsage(u gjson.Result) Usage {
-	cached := u.Get("prompt_tokens_details.cached_tokens")
+	// One pass over the object: a lookup per field rescanned it five times,
+	// on every response and every usage chunk.
+	var prompt, completion, promptDetails, completionDetails, cacheHits gjson.Result
+	u.ForEach(func(k, v gjson.Result) bool {
+		// The first of duplicate keys counts, as with a lookup.
+		switch {
+		case k.Str == "prompt_tokens" && !prompt.Exists():
+			prompt = v
+		case k.Str == "completion_tokens" && !completion.Exists():
+			completion = v
+		case k.Str == "prompt_tokens_details" && !promptDetails.Exists():
+			promptDetails = v
+		case k.Str == "completion_tokens_details" && !completionDetails.Exists():
+			completionDetails = v
+		case k.Str == "prompt_cache_hit_tokens" && !cacheHits.Exists():
+			cacheHits = v
+		}
+		return true
+	})
+	cached := promptDetails.Get("cached_tokens")
 	if !cached.Exists() {
 		// DeepSeek names its cache hits prompt_cache_hit_tokens, and not
 		// every DeepSeek usage object carries OpenAI's field too.
-		cached = u.Get("prompt_cache_hit_tokens")
+		cached = cacheHits
 	}
 	return Usage{
-		InputTokens:              u.Get("prompt_tokens").Int(),
-		OutputTokens:             u.Get("completion_tokens").Int(),
+		InputTokens:              prompt.Int(),
+		OutputTokens:             completion.Int(),
 		CachedInputTokens:        cached.Int(),
-		CacheCreationInputTokens: u.Get("prompt_tokens_details.cache_write_tokens").Int(),
-		ReasoningTokens:          u.Get("completion_tokens_details.reasoning_tokens").Int(),
+		CacheCreationInputTokens: promptDetails.Get("cache_write_tokens").Int(),
+		ReasoningTokens:          completionDetails.Get("reasoning_tokens").Int(),
 	}
 }
 

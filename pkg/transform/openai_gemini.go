@@ -42,7 +42,7 @@ func NewOpenAIToGeminiResponse(o ResponseOptions) ResponseTranslator {
 // RequestBody implements RequestTranslator.
 func (t *openAIToGeminiRequest) RequestBody(body []byte) (RequestResult, error) {
 	var f chatRequest
-	if err := f.parse(body, t.target.DropParams, geminiUnsupported); err != nil {
+	if err := f.parse(body, &t.target, geminiUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	model, err := modelName(&t.target, &f)

@@ -48,7 +48,7 @@ var _ RequestTranslator = (*ollamaRequest)(nil)
 // RequestBody implements RequestTranslator.
 func (t *ollamaRequest) RequestBody(body []byte) (RequestResult, error) {
 	var f chatRequest
-	if err := f.parse(body, t.target.DropParams, ollamaUnsupported); err != nil {
+	if err := f.parse(body, &t.target, ollamaUnsupported); err != nil {
 		return RequestResult{}, err
 	}
 	b := ollamaRequestBuilder{out: make([]byte, 0, len(body)+64)}

@@ -18,7 +18,7 @@ var _ RequestTranslator = (*openAIToOpenAIRequest)(nil)
 
 // RequestBody implements RequestTranslator.
 func (t *openAIToOpenAIRequest) RequestBody(body []byte) (RequestResult, error) {
-	if !gjson.ValidBytes(body) {
+	if !t.target.BodyValidated && !gjson.ValidBytes(body) {
 		return RequestResult{}, invalidf("", "request body is not valid JSON")
 	}
 	// A view, not a copy: nothing read from it outlives the call.
@@ -96,14 +96,29 @@ var _ ResponseTranslator = (*openAIToOpenAIResponse)(nil)
 // ResponseBody implements ResponseTranslator. The body is forwarded
 // unchanged; an error object in a 2xx body is returned as a *ProviderError.
 func (r *openAIToOpenAIResponse) ResponseBody(body []byte) (ResponseResult, error) {
-	// A view, not a copy: only the cloned model outlives the call.
-	doc := gjson.Parse(stringView(body))
-	if doc.Get("error").IsObject() && !doc.Get("choices").Exists() {
+	// A view, not a copy: only the cloned model outlives the call. One
+	// pass over the top-level fields instead of a scan per field; the
+	// first of duplicate keys counts, as with a lookup.
+	var errObj, choices, usage, model gjson.Result
+	gjson.Parse(stringView(body)).ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case k.Str == "error" && !errObj.Exists():
+			errObj = v
+		case k.Str == "choices" && !choices.Exists():
+			choices = v
+		case k.Str == "usage" && !usage.Exists():
+			usage = v
+		case k.Str == "model" && !model.Exists():
+			model = v
+		}
+		return true
+	})
+	if errObj.IsObject() && !choices.Exists() {
 		return ResponseResult{}, openAIError(0, body)
 	}
 	return ResponseResult{
-		Usage: openAIUsage(doc.Get("usage")),
-		Model: strings.Clone(doc.Get("model").String()),
+		Usage: openAIUsage(usage),
+		Model: strings.Clone(model.String()),
 	}, nil
 }
 

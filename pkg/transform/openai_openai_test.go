@@ -159,6 +159,13 @@ func TestOpenAIToOpenAI_ResponseBody(t *testing.T) {
 		t.Errorf("got body %q usage %+v model %q", res.Body, res.Usage, res.Model)
 	}
 
+	// The first of duplicate keys counts, as a lookup would read it.
+	res, err = newOpenAIResponse(t, transform.ResponseOptions{}).ResponseBody([]byte(`{"model":"a","usage":{"prompt_tokens":3,` +
+		`"prompt_tokens":9,"completion_tokens_details":{"reasoning_tokens":2},"completion_tokens":4},"model":"b","usage":{}}`))
+	if want := (transform.Usage{InputTokens: 3, OutputTokens: 4, ReasoningTokens: 2}); err != nil || res.Usage != want || res.Model != "a" {
+		t.Errorf("duplicate keys: usage %+v model %q err %v", res.Usage, res.Model, err)
+	}
+
 	_, err = newOpenAIResponse(t, transform.ResponseOptions{}).ResponseBody([]byte(`{"error":{"message":"boom","type":"server_error"}}`))
 	var pe *transform.ProviderError
 	if !errors.As(err, &pe) || pe.Status != 500 || pe.Message != "boom" {
@@ -346,5 +353,19 @@ func BenchmarkOpenAIToOpenAI_StreamChunk(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkOpenAIToOpenAI_ResponseBody reads usage and model from a
+// buffered pass-through response.
+func BenchmarkOpenAIToOpenAI_ResponseBody(b *testing.B) {
+	body := readFile(b, filepath.Join("testdata", "openai", "chat.response.json"))
+	tr := newOpenAIResponse(b, transform.ResponseOptions{})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := tr.ResponseBody(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

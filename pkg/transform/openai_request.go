@@ -23,11 +23,12 @@ type chatRequest struct {
 // parse reads a chat completions body in one pass: gjson lookups rescan
 // the object each time, which dominated translation cost. unsupported sees
 // every non-null parameter in body order, so that the first one the
-// provider rejects is the one reported; with drop (drop_params) a rejected
+// provider rejects is the one reported; with DropParams a rejected
 // parameter is left out instead, as LiteLLM does. A pointer receiver, as
 // the struct is large: returning it by value copied it twice per request.
-func (r *chatRequest) parse(body []byte, drop bool, unsupported func(key string, v gjson.Result) error) error {
-	if !gjson.ValidBytes(body) {
+func (r *chatRequest) parse(body []byte, target *Target, unsupported func(key string, v gjson.Result) error) error {
+	drop := target.DropParams
+	if !target.BodyValidated && !gjson.ValidBytes(body) {
 		return invalidf("", "request body is not valid JSON")
 	}
 	// The results are views of body, not copies; translators copy what

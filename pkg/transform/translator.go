@@ -108,6 +108,10 @@ type Target struct {
 	// that every stream is metered. The response translator removes the extra
 	// usage chunk again (ResponseOptions.IncludeUsage).
 	ForceStreamUsage bool
+	// BodyValidated says the caller has already checked that the body is a
+	// valid JSON object, so chat completions translators skip their own
+	// validity pass over it (the body is still parsed).
+	BodyValidated bool
 }
 
 // RequestResult is a translated request.

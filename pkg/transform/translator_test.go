@@ -38,3 +38,35 @@ func TestConstructors_EveryProviderHasBothDirections(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyValidated_SameTranslation: skipping the validity pass on a body
+// the caller has checked changes nothing in what any chat translator sends.
+func TestBodyValidated_SameTranslation(t *testing.T) {
+	providers := []transform.Provider{transform.ProviderOpenAI, transform.ProviderAnthropic, transform.ProviderAzure,
+		transform.ProviderBedrock, transform.ProviderGemini, transform.ProviderCohere, transform.ProviderOllama, "groq"}
+	bodies := []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","stream":true,"max_tokens":20,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`,
+		`{"model":"m","messages":"not an array"}`,
+		`[1,2]`,
+	}
+	for _, p := range providers {
+		for _, body := range bodies {
+			target := transform.Target{Model: "provider-model", APIKey: "k", Region: "us-east-1", APIVersion: "2024-10-21"}
+			checked, err := transform.NewRequestTranslator(transform.APIChatCompletions, p, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			target.BodyValidated = true
+			trusted, _ := transform.NewRequestTranslator(transform.APIChatCompletions, p, target)
+			want, werr := checked.RequestBody([]byte(body))
+			got, gerr := trusted.RequestBody([]byte(body))
+			if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+				t.Errorf("%s %s: error %v, want %v", p, body, gerr, werr)
+			}
+			if string(got.Body) != string(want.Body) || got.Path != want.Path || got.Stream != want.Stream {
+				t.Errorf("%s %s: translated differently:\n%s\n%s", p, body, got.Body, want.Body)
+			}
+		}
+	}
+}
