@@ -113,7 +113,8 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 	extprocAddr := startExtProc(t, rt, extproc.Options{Spend: spend})
 	// recorded waits for the spend record of the newest request to a group
 	// and checks it against the usage the SDK received.
-	recorded := func(t *testing.T, group string, n int, u openai.CompletionUsage) {
+	// waitRecords waits for n spend records of a group, newest first.
+	waitRecords := func(t *testing.T, group string, n int) []accounting.Record {
 		t.Helper()
 		var recs []accounting.Record
 		for deadline := time.Now().Add(5 * time.Second); len(recs) < n && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -122,7 +123,11 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 		if len(recs) < n {
 			t.Fatalf("%d spend records for %s, want %d", len(recs), group, n)
 		}
-		r := recs[0] // newest first
+		return recs
+	}
+	recorded := func(t *testing.T, group string, n int, u openai.CompletionUsage) {
+		t.Helper()
+		r := waitRecords(t, group, n)[0]
 		want := float64(u.PromptTokens)*0.000001 + float64(u.CompletionTokens)*0.000002
 		if r.Usage.InputTokens != u.PromptTokens || r.Usage.OutputTokens != u.CompletionTokens || math.Abs(r.Cost-want) > 1e-12 || r.Estimated || r.Unpriced {
 			t.Errorf("record usage %+v cost %v estimated %v; SDK usage %d/%d, want cost %v",
@@ -185,14 +190,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 			stream := client.Chat.Completions.NewStreaming(t.Context(), p)
 			for stream.Next() {
 			}
-			var recs []accounting.Record
-			for deadline := time.Now().Add(5 * time.Second); len(recs) < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-				recs, _ = spend.Query(context.Background(), accounting.Filter{ModelGroup: params.Model})
-			}
-			if len(recs) < 3 {
-				t.Fatalf("no record for the cut stream")
-			}
-			if r := recs[0]; r.Usage.InputTokens == 0 || r.Usage.OutputTokens == 0 || r.Cost <= 0 {
+			if r := waitRecords(t, params.Model, 3)[0]; r.Usage.InputTokens == 0 || r.Usage.OutputTokens == 0 || r.Cost <= 0 {
 				t.Errorf("cut stream record: usage %+v cost %v estimated %v", r.Usage, r.Cost, r.Estimated)
 			}
 		})
@@ -272,10 +270,7 @@ keys:`, u("openai"), u("azure"), u("bedrock"), u("bedrock"), u("gemini"), u("ver
 			// Gemini AI Studio and Cohere on Bedrock report no usage: the
 			// gateway meters the input with its tokenizer instead.
 			if res.Usage.PromptTokens == 0 {
-				recs, _ := spend.Query(context.Background(), accounting.Filter{ModelGroup: "e-" + name})
-				for deadline := time.Now().Add(5 * time.Second); len(recs) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-					recs, _ = spend.Query(context.Background(), accounting.Filter{ModelGroup: "e-" + name})
-				}
+				recs := waitRecords(t, "e-"+name, 1)
 				tokens := accounting.EstimateTokens("embed this for " + name)
 				if len(recs) != 1 || !recs[0].Estimated || recs[0].Usage.InputTokens != tokens || math.Abs(recs[0].Cost-float64(tokens)*0.000001) > 1e-12 {
 					t.Errorf("records %+v, want one estimated at %d input tokens", recs, tokens)
